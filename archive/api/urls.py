@@ -1,0 +1,3 @@
+from archive.api import chain, closures, export
+
+urlpatterns = [*chain.urlpatterns, *closures.urlpatterns, *export.urlpatterns]

@@ -1,0 +1,250 @@
+"""Invoice endpoints (API.md, "Invoices"). Thin: parse, call a service, serialise."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import django_filters
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, parsers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from invoicing import selectors, services
+from invoicing.api.serializers import (
+    CreditNoteInputSerializer,
+    DocumentUploadSerializer,
+    InvoiceEventSerializer,
+    InvoiceInputSerializer,
+    InvoiceSerializer,
+    ValidationReportSerializer,
+)
+from invoicing.models import Invoice
+from scell.api.base import ScopedViewSet
+from scell.errors import UnprocessableEntity
+from scell.pagination import CursorPagination
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+DOWNLOAD_FORMATS = ["facturx", "cii", "ubl", "json", "pdf"]
+
+
+class RawDocumentParser(parsers.BaseParser):
+    """A CII/UBL/Factur-X file sent as the request body itself."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return {"_raw": stream.read(MAX_UPLOAD_BYTES + 1) if stream is not None else b""}
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Invoice.Status.choices)
+    type = django_filters.ChoiceFilter(choices=Invoice.Type.choices)
+    number = django_filters.CharFilter()
+    buyer_siren = django_filters.CharFilter()
+    issue_date_from = django_filters.DateFilter(field_name="issue_date", lookup_expr="gte")
+    issue_date_to = django_filters.DateFilter(field_name="issue_date", lookup_expr="lte")
+
+    class Meta:
+        model = Invoice
+        fields = ["status", "type", "number", "buyer_siren"]
+
+
+class EventPagination(CursorPagination):
+    ordering = ("created_at", "pk")  # a lifecycle reads oldest first
+
+
+def uploaded_bytes(request: Request) -> bytes:
+    """The document of a validate/import call: multipart ``file``, a base64 JSON field, or the body."""
+    data = request.data
+    content: bytes | None = None
+    if "file" in data and hasattr(data["file"], "read"):
+        content = data["file"].read(MAX_UPLOAD_BYTES + 1)
+    elif isinstance(data, dict) and data.get("document_base64"):
+        try:
+            content = base64.b64decode(data["document_base64"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise UnprocessableEntity(
+                "document_base64 is not valid base64.",
+                details=[{"field": "document_base64", "message": str(exc)}],
+            ) from exc
+    elif isinstance(data, dict) and "_raw" in data:
+        content = data["_raw"]
+    if not content:
+        raise UnprocessableEntity(
+            "Send the file as multipart 'file', as 'document_base64', or as the request body.",
+            code="document_missing",
+            details=[{"field": "file", "message": "missing"}],
+        )
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise UnprocessableEntity(
+            "The file is larger than 20 MB.",
+            code="document_too_large",
+            details=[{"field": "file", "message": ">20MB"}],
+        )
+    return content
+
+
+class InvoiceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedViewSet,
+):
+    """Invoices and credit notes of the caller's tenant and mode."""
+
+    model = Invoice
+    serializer_class = InvoiceSerializer
+    filterset_class = InvoiceFilter
+    http_method_names = ["get", "post", "patch", "delete"]
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no scope
+            return Invoice.objects.none()
+        return selectors.invoice_list(scope=self.scope)
+
+    @extend_schema(
+        request=InvoiceInputSerializer, responses={201: InvoiceSerializer}, summary="Create a draft"
+    )
+    def create(self, request: Request) -> Response:
+        serializer = InvoiceInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invoice = services.invoice_create_draft(scope=self.scope, data=serializer.validated_data)
+        return Response(
+            InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data, status=201
+        )
+
+    @extend_schema(request=InvoiceInputSerializer, responses=InvoiceSerializer, summary="Change a draft")
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        invoice = self.get_object()
+        serializer = InvoiceInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.invoice_update_draft(scope=self.scope, invoice=invoice, data=serializer.validated_data)
+        return Response(InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a draft")
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        services.invoice_delete_draft(scope=self.scope, invoice=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: InvoiceSerializer,
+            402: OpenApiResponse(description="not enough credits"),
+            409: OpenApiResponse(description="not a draft"),
+            422: OpenApiResponse(description="rules broken"),
+        },
+        summary="Validate, number, charge and issue a draft",
+    )
+    @action(detail=True, methods=["post"])
+    def issue(self, request: Request, pk: str | None = None) -> Response:
+        invoice = services.invoice_issue(scope=self.scope, invoice=self.get_object())
+        # The issued row is in hand: only its lines are read again (the hot path of the API).
+        selectors.invoice_prefetch(invoice)
+        return Response(InvoiceSerializer(invoice).data)
+
+    @extend_schema(
+        request=CreditNoteInputSerializer, responses={201: InvoiceSerializer}, summary="Credit an invoice"
+    )
+    @action(detail=True, methods=["post"], url_path="credit-note")
+    def credit_note(self, request: Request, pk: str | None = None) -> Response:
+        serializer = CreditNoteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        extra = (
+            {"notes": serializer.validated_data["notes"]} if "notes" in serializer.validated_data else None
+        )
+        credit = services.invoice_create_credit_note(
+            scope=self.scope, original=self.get_object(), lines=serializer.validated_data["lines"], data=extra
+        )
+        if serializer.validated_data["issue"]:
+            credit = services.invoice_issue(scope=self.scope, invoice=credit)
+        return Response(
+            InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=credit.pk)).data, status=201
+        )
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=DOWNLOAD_FORMATS, default="facturx")],
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            (200, "application/xml"): OpenApiTypes.BINARY,
+        },
+        summary="Download the invoice document",
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> HttpResponse:
+        invoice = self.get_object()
+        fmt = request.query_params.get("format", "facturx")
+        if fmt not in DOWNLOAD_FORMATS:
+            raise UnprocessableEntity(
+                f"format must be one of {', '.join(DOWNLOAD_FORMATS)}.",
+                details=[{"field": "format", "message": f"unknown format {fmt!r}"}],
+            )
+        if fmt == "json":
+            return Response(InvoiceSerializer(invoice).data)
+        document = services.invoice_render(invoice=invoice, fmt=fmt)
+        with document.file.open("rb") as handle:
+            content = handle.read()
+        response = HttpResponse(content, content_type=document.content_type)
+        extension = "pdf" if document.content_type == "application/pdf" else "xml"
+        suffix = {"facturx": "", "pdf": "-readable", "cii": "-cii", "ubl": "-ubl"}[fmt]
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number}{suffix}.{extension}"'
+        response["X-Content-SHA256"] = document.sha256
+        return response
+
+    @extend_schema(responses=InvoiceEventSerializer(many=True), summary="Lifecycle events")
+    @action(detail=True, methods=["get"], pagination_class=EventPagination, filterset_class=None)
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        invoice = self.get_object()
+        page = self.paginate_queryset(selectors.invoice_events(scope=self.scope, invoice=invoice))
+        return self.get_paginated_response(InvoiceEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": DocumentUploadSerializer,
+            "application/json": DocumentUploadSerializer,
+            "application/xml": OpenApiTypes.BINARY,
+            "application/pdf": OpenApiTypes.BINARY,
+        },
+        responses={
+            200: ValidationReportSerializer,
+            422: OpenApiResponse(description="the document breaks rules"),
+        },
+        summary="Validate a CII, UBL or Factur-X file (nothing stored)",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        parser_classes=[parsers.MultiPartParser, parsers.JSONParser, RawDocumentParser],
+        filterset_class=None,
+    )
+    def validate(self, request: Request) -> Response:
+        report = services.document_validate(data=uploaded_bytes(request))
+        return Response(report)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": DocumentUploadSerializer,
+            "application/json": DocumentUploadSerializer,
+            "application/xml": OpenApiTypes.BINARY,
+            "application/pdf": OpenApiTypes.BINARY,
+        },
+        responses={201: InvoiceSerializer},
+        summary="Import a received CII, UBL or Factur-X invoice",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[parsers.MultiPartParser, parsers.JSONParser, RawDocumentParser],
+        filterset_class=None,
+    )
+    def import_(self, request: Request) -> Response:
+        invoice = services.invoice_import(scope=self.scope, data=uploaded_bytes(request))
+        return Response(
+            InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data, status=201
+        )

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from billing import views as billing_views
+from scell import dashboard
+
+handler404 = "scell.errors.json_404"
+handler500 = "scell.errors.json_500"
+
+admin.site.site_header = "Scell support"
+admin.site.site_title = "Scell support"
+
+urlpatterns = [
+    path("api/v1/", include("scell.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", include((dashboard.urlpatterns, "dashboard"), namespace="dashboard")),
+    path("", include((billing_views.urlpatterns, "billing"), namespace="billing")),
+    path("", include(("archive.views", "archive"), namespace="archive")),
+    path("", include(("webhooks.views", "webhooks"), namespace="webhooks")),
+]

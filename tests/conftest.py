@@ -1,0 +1,171 @@
+"""Fixtures shared by every app's tests: tenants with their keys, API clients per auth mode."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dramatiq
+import pytest
+from django.db import connection
+from dramatiq.brokers.stub import StubBroker
+from rest_framework.test import APIClient
+
+from scell.models import Tenant, User
+from scell.services import CreatedTenant, tenant_create
+
+STRICT = os.environ.get("SCELL_STRICT_SERVICES") == "1"
+
+# Valid SIREN numbers (Luhn) for test tenants.
+SIRENS = ["732829320", "552100554", "443061841", "542107651", "652014051", "383474814"]
+
+
+@dataclass
+class TenantFixture:
+    tenant: Tenant
+    keys: dict[str, str]
+    owner: User
+
+    def client(self, key: str = "sk_test", **headers: str) -> APIClient:
+        header = {"sk": "HTTP_X_API_KEY", "pk": "HTTP_X_PUBLISHABLE_KEY", "te": "HTTP_X_TENANT_KEY"}[key[:2]]
+        client = APIClient()
+        client.credentials(**{header: self.keys[key]}, **headers)
+        return client
+
+
+@pytest.fixture
+def make_tenant(db) -> Callable[..., TenantFixture]:
+    counter = {"n": 0}
+
+    def make(identifier: str | None = None, **profile: object) -> TenantFixture:
+        counter["n"] += 1
+        n = counter["n"]
+        owner = User.objects.create_user(f"owner{n}-{identifier or n}@example.com", "correct-horse-battery-9")
+        created: CreatedTenant = tenant_create(
+            legal_name=profile.pop("legal_name", f"Tenant {n} SAS"),
+            siren=profile.pop("siren", SIRENS[(n - 1) % len(SIRENS)]),
+            identifier=identifier or f"TEN{n:02d}",
+            owner=owner,
+            allowed_origins=["https://widget.example.com"],
+            **profile,
+        )
+        return TenantFixture(
+            tenant=created.tenant, keys={k: v.raw for k, v in created.keys.items()}, owner=owner
+        )
+
+    return make
+
+
+@pytest.fixture
+def tenant_a(make_tenant) -> TenantFixture:
+    return make_tenant("AAAAA", legal_name="Alpha SAS")
+
+
+@pytest.fixture
+def tenant_b(make_tenant) -> TenantFixture:
+    return make_tenant("BBBBB", legal_name="Beta SARL")
+
+
+@pytest.fixture
+def require_postgres(db) -> None:
+    """Fiscal guarantees are tested on PostgreSQL. In the test command (strict) a missing PostgreSQL is a
+    failure, never a skip; a developer running pytest on SQLite by hand gets a skip."""
+    if connection.vendor != "postgresql":
+        message = "needs PostgreSQL (DATABASE_URL=postgres://…)"
+        if STRICT:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # In the test command, a skipped test is a missing service or tool: fail the run.
+    if not STRICT:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and reporter.stats.get("skipped"):
+        reporter.write_line(
+            f"{len(reporter.stats['skipped'])} test(s) skipped: failing (SCELL_STRICT_SERVICES=1)"
+        )
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allow_test_flush_truncate():
+    """The fiscal and chain tables refuse TRUNCATE (archive migration 0002) unless the transaction sets
+    scell.allow_truncate; pytest-django's transactional tests flush the database with TRUNCATE, so the
+    flush sets it for its own transaction only. Production never does (and runs with a role that does
+    not own these tables)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    ops_class = type(connection.ops)
+    original = ops_class.sql_flush
+
+    def sql_flush(self, style, tables, *args, **kwargs):
+        statements = original(self, style, tables, *args, **kwargs)
+        if not statements:
+            return statements
+        return ["SELECT set_config('scell.allow_truncate', 'on', true);", *statements]
+
+    ops_class.sql_flush = sql_flush
+    yield
+    ops_class.sql_flush = original
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storages(settings, tmp_path_factory) -> None:
+    """Rendered documents, the WORM archive and backups go to a fresh folder per test, never to the
+    developer's var/ (the archive's files are read-only and undeletable by design)."""
+    root = tmp_path_factory.mktemp("storage")
+    settings.MEDIA_ROOT = str(root / "media")
+    storages = copy.deepcopy(settings.STORAGES)
+    for alias in ("archive", "backups"):
+        if alias in storages and storages[alias]["BACKEND"].endswith("FileSystemStorage"):
+            storages[alias]["OPTIONS"] = {**storages[alias].get("OPTIONS", {}), "location": str(root / alias)}
+    settings.STORAGES = storages
+
+
+@pytest.fixture(autouse=True)
+def _fresh_broker():
+    """Every test starts with empty stub-broker queues (messages enqueued on commit by an earlier test
+    must not reach a later test's worker), and leaves no middleware behind: a stopped Worker's
+    middleware stays registered on the broker and would start consumers for any queue declared later,
+    consumers that take messages no thread will ever process."""
+    broker = dramatiq.get_broker()
+    if not isinstance(broker, StubBroker):
+        yield
+        return
+    _reset_stub_queues(broker)
+    middleware = list(broker.middleware)
+    yield
+    broker.middleware[:] = middleware
+    _reset_stub_queues(broker)
+
+
+def _reset_stub_queues(broker: StubBroker) -> None:
+    """Empty every queue and zero its count of unfinished tasks. ``flush_all`` alone is not enough: a
+    message that a worker had already taken (prefetched, or held by a delay-queue consumer until its
+    eta) when that worker was stopped is never acknowledged, and ``broker.join`` on its queue would then
+    wait forever in every later test of the process."""
+    broker.flush_all()
+    for queue in broker.queues.values():  # the delay queues ("<name>.DQ") are in it too
+        with queue.mutex:
+            queue.queue.clear()
+            queue.unfinished_tasks = 0
+            queue.all_tasks_done.notify_all()
+            queue.not_full.notify_all()
+
+
+@pytest.fixture
+def stub_worker():
+    """A Dramatiq worker on the stub broker, for transactional tests of actors enqueued on commit."""
+    broker = dramatiq.get_broker()
+    assert isinstance(broker, StubBroker)
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=1)
+    worker.start()
+    yield broker
+    worker.stop()
+    broker.flush_all()
