@@ -2,7 +2,8 @@
 
 Each tenant (and each sub-tenant) has one chain per mode, keyed ``<tenant_id>/<sub_tenant_id or ->/
 <live|test>``. Every link is ``hash = sha256(prev_hash || payload)``, the payload being the canonical bytes
-of the fiscal row (an issued or received invoice, its lines, its lifecycle events).
+of the fiscal row (an issued or received invoice, its lines, its lifecycle events) or of an entry of a
+signature request's evidence log (``signatures_signatureevent``, signatures migration 0002).
 
 On PostgreSQL the chain is written by triggers (migration 0002) in the transaction that makes the row
 fiscal, and the chain tables refuse UPDATE, DELETE and TRUNCATE: these are the documented guarantees.
@@ -41,7 +42,7 @@ CHUNK_SIZE = 5_000
 # Source-row state as computed next to each entry.
 SOURCE_SAME, SOURCE_DIFFERS, SOURCE_MISSING = 0, 1, 2
 
-# The fiscal tables the verifier looks up directly; another table (chained by another app's trigger)
+# The chained tables the verifier looks up directly; another table (chained by a later trigger)
 # goes through scell_chain_current(), slower dynamic SQL.
 PG_CURRENT_SQL = """CASE e.source_table
     WHEN 'invoicing_invoice' THEN
@@ -50,6 +51,8 @@ PG_CURRENT_SQL = """CASE e.source_table
         (SELECT scell_chain_payload(t) FROM invoicing_invoiceline t WHERE t.id = e.source_id::bigint)
     WHEN 'invoicing_invoiceevent' THEN
         (SELECT scell_chain_payload(t) FROM invoicing_invoiceevent t WHERE t.id = e.source_id::uuid)
+    WHEN 'signatures_signatureevent' THEN
+        (SELECT scell_chain_payload(t) FROM signatures_signatureevent t WHERE t.id = e.source_id::bigint)
     ELSE scell_chain_current(e.source_table, e.source_id)
 END"""
 
@@ -296,8 +299,9 @@ def payload_same(stored: bytes, current: bytes) -> bool:
 
 def _source_models() -> dict[str, type[models.Model]]:
     from invoicing.models import Invoice, InvoiceEvent, InvoiceLine
+    from signatures.models import SignatureEvent
 
-    return {m._meta.db_table: m for m in (Invoice, InvoiceLine, InvoiceEvent)}
+    return {m._meta.db_table: m for m in (Invoice, InvoiceLine, InvoiceEvent, SignatureEvent)}
 
 
 def current_payload(source_table: str, source_id: str, *, using: str = "default") -> bytes | None:
@@ -355,14 +359,15 @@ def chain_append(
     return entry
 
 
-def _append_row(instance: models.Model, invoice: Any, using: str) -> None:
+def _append_row(instance: models.Model, owner: Any, using: str) -> None:
+    """Chain ``instance`` in the chain of ``owner`` (the invoice or signature request it belongs to)."""
     # Reload: the canonical bytes must be those of the stored row (what verification will reread),
     # not of the Python object (Decimal('900') in memory is 900.00 in the database).
     fresh = type(instance)._default_manager.using(using).get(pk=instance.pk)
     chain_append(
-        tenant_id=invoice.tenant_id,
-        sub_tenant_id=invoice.sub_tenant_id,
-        livemode=invoice.livemode,
+        tenant_id=owner.tenant_id,
+        sub_tenant_id=owner.sub_tenant_id,
+        livemode=owner.livemode,
         source_table=instance._meta.db_table,
         source_id=str(instance.pk),
         payload=canonical_payload(fresh),
@@ -429,13 +434,34 @@ def _child_post_save(sender: Any, instance: Any, created: bool, raw: bool, using
         _append_row(instance, invoice, using)
 
 
+def _signature_event_post_save(
+    sender: Any, instance: Any, created: bool, raw: bool, using: str, **kwargs: Any
+) -> None:
+    # Every evidence entry is chained as soon as it is written (the PostgreSQL trigger's rule): the
+    # log is the proof whatever the request's status. Events are never updated (SQLite triggers).
+    if raw or not created or not _is_sqlite(using):
+        return
+    from signatures.models import SignatureRequest
+
+    request = (
+        SignatureRequest.objects.using(using)
+        .only("tenant_id", "sub_tenant_id", "livemode")
+        .get(pk=instance.request_id)
+    )
+    _append_row(instance, request, using)
+
+
 def connect_sqlite_writer() -> None:
     """Connect the Python writer; each handler acts only for a SQLite connection."""
     from django.db.models.signals import post_save, pre_save
 
     from invoicing.models import Invoice, InvoiceEvent, InvoiceLine
+    from signatures.models import SignatureEvent
 
     pre_save.connect(_invoice_pre_save, sender=Invoice, dispatch_uid="archive_chain_invoice_pre")
     post_save.connect(_invoice_post_save, sender=Invoice, dispatch_uid="archive_chain_invoice")
     post_save.connect(_child_post_save, sender=InvoiceLine, dispatch_uid="archive_chain_line")
     post_save.connect(_child_post_save, sender=InvoiceEvent, dispatch_uid="archive_chain_event")
+    post_save.connect(
+        _signature_event_post_save, sender=SignatureEvent, dispatch_uid="archive_chain_signature_event"
+    )

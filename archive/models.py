@@ -126,12 +126,20 @@ class Closure(models.Model):
 
 
 class ArchivedDocument(models.Model):
-    """A document written once to the fiscal archive (WORM), retained until issue date + 11 years."""
+    """A document written once to the WORM archive: an issued invoice's (retained until issue date + 11
+    years) or an ended signature request's sealed document and evidence (until it ended + 11 years)."""
 
     tenant = models.ForeignKey("scell.Tenant", on_delete=models.PROTECT, related_name="+")
     livemode = models.BooleanField()
     invoice = models.ForeignKey(
         "invoicing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="archived"
+    )
+    signature_request = models.ForeignKey(
+        "signatures.SignatureRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="archived",
     )
     kind = models.CharField(max_length=30)
     name = models.CharField(max_length=500, unique=True)

@@ -1,4 +1,5 @@
-"""Archive actors (see archive/tasks.py): archiving issued invoices, daily database backups."""
+"""Archive actors (see archive/tasks.py): archiving issued invoices and ended signature requests, daily
+database backups."""
 
 from __future__ import annotations
 
@@ -41,6 +42,32 @@ def archive_missing_invoices() -> None:
             logger.exception("archive: catch-up failed for invoice %s", invoice.pk)
 
 
+@cron("45 1 * * *")  # every day at 01:45 (settings TIME_ZONE), after the invoices' catch-up
+@dramatiq.actor(queue_name="archive", max_retries=3, time_limit=6 * 3600 * 1000)
+def archive_missing_signature_requests() -> None:
+    """Catch-up: archive the ended signature requests whose finalisation actor sealed the evidence but
+    gave up before archiving it (archive unavailable through all its retries)."""
+    from archive.models import ArchivedDocument
+    from archive.signatures import archive_signature_request
+    from signatures.models import SignatureRequest
+
+    archived = ArchivedDocument.objects.filter(
+        kind="signature_evidence", signature_request__isnull=False
+    ).values("signature_request_id")
+    # A system sweep over every tenant: each request is archived under its own tenant's prefix.
+    missing = (
+        SignatureRequest.objects.filter(status__in=SignatureRequest.ENDED)
+        .exclude(evidence_sha256="")
+        .exclude(pk__in=archived)
+        .select_related("tenant")
+    )
+    for request in missing.iterator(chunk_size=200):
+        try:
+            archive_signature_request(request=request)
+        except Exception:
+            logger.exception("archive: catch-up failed for signature request %s", request.pk)
+
+
 @cron("20 2 * * *")  # every day at 02:20 (settings TIME_ZONE), after the night's quiet start
 @dramatiq.actor(queue_name="archive", max_retries=2, time_limit=6 * 3600 * 1000)
 def backup_database_daily() -> None:
@@ -51,4 +78,4 @@ def backup_database_daily() -> None:
     backups_prune()
 
 
-__all__ = ["archive_missing_invoices", "backup_database_daily"]
+__all__ = ["archive_missing_invoices", "archive_missing_signature_requests", "backup_database_daily"]

@@ -2,4 +2,5 @@
 
 from archive.chain_tasks import *  # noqa: F403
 from archive.closure_tasks import *  # noqa: F403
+from archive.gdpr_tasks import *  # noqa: F403
 from archive.storage_tasks import *  # noqa: F403

@@ -213,6 +213,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ApiKeyKindEnum": "scell.models.ApiKey.Kind",
         "LedgerEntryKindEnum": "billing.models.LedgerEntry.Kind",
+        "SignatureRequestStatusEnum": "signatures.models.SignatureRequest.Status",
+        "SignerStatusEnum": "signatures.models.Signer.Status",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -238,7 +240,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint reports every rendering step at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "weasyprint.progress": {"level": "WARNING"},
+    },
 }
 
 # --- Billing ------------------------------------------------------------------------------------
@@ -354,3 +361,56 @@ for _cidr in WEBHOOK_ALLOWED_PRIVATE_CIDRS:
 # At most this much of a receiver's answer is read; the first WEBHOOK_STORED_RESPONSE_BYTES are kept.
 WEBHOOK_MAX_RESPONSE_BYTES = 64 * 1024
 WEBHOOK_STORED_RESPONSE_BYTES = 2 * 1024
+
+# --- Signatures: SMS ---
+# Signers confirm with a one-time code sent by SMS. The console backend prints the code (development);
+# production posts to the operator's gateway, so DEBUG=0 without a gateway URL and key stops the process
+# instead of writing signing codes to the logs. Set SCELL_SMS_BACKEND to override either default.
+SIGNATURE_SMS_BACKEND = env.str(
+    "SCELL_SMS_BACKEND",
+    default="signatures.sms.ConsoleSmsBackend" if DEBUG else "signatures.sms.HttpGatewaySmsBackend",
+)
+SIGNATURE_SMS_GATEWAY_URL = env.str("SCELL_SMS_GATEWAY_URL", default="")
+SIGNATURE_SMS_GATEWAY_KEY = env.str("SCELL_SMS_GATEWAY_KEY", default="")
+# Alphanumeric sender id shown on the phone (at most 11 characters on most networks).
+SIGNATURE_SMS_SENDER = env.str("SCELL_SMS_SENDER", default="Scell")
+SIGNATURE_SMS_TIMEOUT = env.float("SCELL_SMS_TIMEOUT", default=10.0)
+if (
+    SIGNATURE_SMS_BACKEND == "signatures.sms.HttpGatewaySmsBackend"
+    and not DEBUG
+    and not (SIGNATURE_SMS_GATEWAY_URL and SIGNATURE_SMS_GATEWAY_KEY)
+):
+    raise ImproperlyConfigured("The SMS gateway needs SCELL_SMS_GATEWAY_URL and SCELL_SMS_GATEWAY_KEY")
+
+# --- Signatures ---
+# The signing code: 6 digits from `secrets`, valid 10 minutes, at most 5 wrong attempts per signer (then
+# the link locks), a new code at most every 60 s, and hourly caps per phone number and per IP address.
+SIGNATURE_OTP_TTL_SECONDS = env.int("SCELL_SIGNATURE_OTP_TTL_SECONDS", default=600)
+SIGNATURE_OTP_MAX_ATTEMPTS = env.int("SCELL_SIGNATURE_OTP_MAX_ATTEMPTS", default=5)
+SIGNATURE_OTP_RESEND_COOLDOWN_SECONDS = env.int("SCELL_SIGNATURE_OTP_RESEND_COOLDOWN_SECONDS", default=60)
+SIGNATURE_OTP_MAX_PER_PHONE_HOUR = env.int("SCELL_SIGNATURE_OTP_MAX_PER_PHONE_HOUR", default=5)
+SIGNATURE_OTP_MAX_PER_IP_HOUR = env.int("SCELL_SIGNATURE_OTP_MAX_PER_IP_HOUR", default=30)
+SIGNATURE_MAX_SIGNERS = env.int("SCELL_SIGNATURE_MAX_SIGNERS", default=20)
+SIGNATURE_DEFAULT_EXPIRY_DAYS = env.int("SCELL_SIGNATURE_DEFAULT_EXPIRY_DAYS", default=30)
+SIGNATURE_MAX_EXPIRY_DAYS = env.int("SCELL_SIGNATURE_MAX_EXPIRY_DAYS", default=365)
+# Signers' phone numbers are kept as long as a signature can be contested (5 years, Code civil art.
+# 2224), then erased; the evidence keeps only the masked number.
+SIGNATURE_PHONE_RETENTION_DAYS = env.int("SCELL_SIGNATURE_PHONE_RETENTION_DAYS", default=5 * 365 + 2)
+# Sealed documents and evidence files stay in the WORM archive this long after the request ended.
+SIGNATURE_ARCHIVE_RETENTION_YEARS = env.int("SCELL_SIGNATURE_ARCHIVE_RETENTION_YEARS", default=11)
+
+# --- Signatures: PDF seal ---
+# Uploads for signature are refused beyond these limits (signatures.pdf.inspect_pdf).
+SIGNATURE_MAX_PDF_BYTES = env.int("SCELL_SIGNATURE_MAX_PDF_BYTES", default=20 * 1024 * 1024)
+SIGNATURE_MAX_PDF_PAGES = env.int("SCELL_SIGNATURE_MAX_PDF_PAGES", default=200)
+# The platform's PAdES seal: a PKCS#12 (key + certificate, optionally its chain). Unset, a self-signed
+# development seal is generated under SIGNATURE_DEV_SEAL_DIR when DEBUG is on (or
+# SCELL_SIGNATURE_ALLOW_DEV_SEAL=1); in production a missing certificate stops sealing instead.
+SIGNATURE_SEAL_PKCS12 = env.str("SCELL_SIGNATURE_SEAL_PKCS12", default="")
+SIGNATURE_SEAL_PKCS12_PASSWORD = env.str("SCELL_SIGNATURE_SEAL_PKCS12_PASSWORD", default="")
+SIGNATURE_ALLOW_DEV_SEAL = env.bool("SCELL_SIGNATURE_ALLOW_DEV_SEAL", default=DEBUG)
+SIGNATURE_DEV_SEAL_DIR = Path(env.str("SCELL_SIGNATURE_DEV_SEAL_DIR", default=str(VAR_DIR / "seal")))
+# RFC 3161 TSA for PAdES B-T seals (empty: B-B). A timestamp is reported only when its TSA chains to
+# SIGNATURE_TSA_TRUST_ROOTS (PEM/DER files), or to the operating system's roots when that list is empty.
+SIGNATURE_TSA_URL = env.str("SCELL_SIGNATURE_TSA_URL", default="")
+SIGNATURE_TSA_TRUST_ROOTS = env.list("SCELL_SIGNATURE_TSA_TRUST_ROOTS", default=[])

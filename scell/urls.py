@@ -17,4 +17,6 @@ urlpatterns = [
     path("", include((billing_views.urlpatterns, "billing"), namespace="billing")),
     path("", include(("archive.views", "archive"), namespace="archive")),
     path("", include(("webhooks.views", "webhooks"), namespace="webhooks")),
+    path("", include(("signatures.urls", "signatures"), namespace="signatures")),
+    path("", include(("signatures.dashboard", "signatures_dashboard"), namespace="signatures_dashboard")),
 ]

@@ -17,6 +17,7 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
     "signer.otp_expired": "A signer's SMS code expired before it was used.",
     "signature_request.completed": "Every signer signed; the sealed document is ready.",
     "signature_request.expired": "A signature request reached its expiry without being completed.",
+    "signature_request.cancelled": "The sender cancelled a signature request.",
     "credits.purchased": "A credit pack was added to the balance.",
     "credits.low_balance": "The credit balance went below the tenant's threshold.",
     "credits.expired": "Unspent credits of a lot reached their expiry and were written off.",

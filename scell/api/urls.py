@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("billing.api.urls")),
     path("", include("archive.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("signatures.api.urls")),
     # Anything else under /api/v1/ is the error object, even with DEBUG on.
     re_path(r"^.*$", json_404),
 ]
