@@ -425,6 +425,10 @@ def signer_view_document(*, signer: Signer, ip: str | None, user_agent: str) -> 
     if signer.events.filter(action="document.viewed").exists():
         return
     with transaction.atomic():
+        # Under the signer's row lock: two first views at once log one entry.
+        signer = _lock_signer(signer)
+        if signer.events.filter(action="document.viewed").exists():
+            return
         _log(
             signer.request,
             "document.viewed",
@@ -518,7 +522,9 @@ def _check_otp_limits(signer: Signer, ip: str | None, now: dt.datetime) -> None:
     if ip and OtpChallenge.objects.filter(ip=ip, created_at__gt=hour_ago).count() >= int(
         settings.SIGNATURE_OTP_MAX_PER_IP_HOUR
     ):
-        raise SigningRefused("ip_cap", "Too many codes were requested from this network in the last hour.")
+        raise SigningRefused(
+            "ip_cap", "Too many codes were requested from this network in the last hour.", retry_after=3600
+        )
 
 
 def signer_sign(*, signer: Signer, code: str, consent: bool, ip: str | None, user_agent: str = "") -> Signer:
