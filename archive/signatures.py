@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from archive.models import ArchivedDocument
-from archive.storage import _UNSAFE, WormViolation, _Piece, _stored_digest, archive_storage
+from archive.storage import _UNSAFE, _Piece, archive_piece, archive_storage
 
 if TYPE_CHECKING:
     from signatures.models import SignatureRequest
 
-logger = logging.getLogger(__name__)
 
 KIND_DOCUMENT = "signature_document"
 KIND_EVIDENCE = "signature_evidence"
@@ -98,38 +94,22 @@ def archive_signature_request(*, request: SignatureRequest) -> list[ArchivedDocu
     prefix = signature_archive_prefix(request)
     records = [done[kind] for kind in kinds if kind in done]
     for piece in _pieces(request, [kind for kind in kinds if kind not in done]):
-        name = prefix + piece.filename
-        sha256, size = hashlib.sha256(piece.body).hexdigest(), len(piece.body)
-        try:
-            storage.save_with_retention(name, ContentFile(piece.body, name=piece.filename), retain_until)
-        except WormViolation:
-            # Written by a previous attempt that died before recording it (or by a concurrent one): the
-            # archive keeps what it holds, and the row records those bytes, not ours.
-            sha256, size = _stored_digest(storage, name)
-            if sha256 != hashlib.sha256(piece.body).hexdigest():
-                logger.warning("archive: %s already holds other bytes than the sealed file", name)
-        try:
-            with transaction.atomic():
-                record, _ = ArchivedDocument.objects.get_or_create(
-                    name=name,
-                    defaults={
-                        "tenant_id": request.tenant_id,
-                        "livemode": request.livemode,
-                        "signature_request": request,
-                        "kind": piece.kind,
-                        "sha256": sha256,
-                        "size": size,
-                        "retain_until": retain_until,
-                        "meta": {
-                            "signature_request": str(request.pk),
-                            "content_type": piece.content_type,
-                            "title": request.title,
-                        },
-                    },
-                )
-        except IntegrityError:
-            record = ArchivedDocument.objects.get(name=name)
-        records.append(record)
+        records.append(
+            archive_piece(
+                storage,
+                prefix + piece.filename,
+                piece,
+                retain_until,
+                tenant_id=request.tenant_id,
+                livemode=request.livemode,
+                signature_request=request,
+                meta={
+                    "signature_request": str(request.pk),
+                    "content_type": piece.content_type,
+                    "title": request.title,
+                },
+            )
+        )
     order = {kind: i for i, kind in enumerate(kinds)}
     return sorted(records, key=lambda doc: order.get(doc.kind, len(order)))
 

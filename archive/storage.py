@@ -274,35 +274,52 @@ def archive_invoice(*, invoice: Any) -> list[ArchivedDocument]:
         if piece.kind in done:
             records.append(done[piece.kind])
             continue
-        name = prefix + piece.filename
-        sha256, size = hashlib.sha256(piece.body).hexdigest(), len(piece.body)
-        try:
-            storage.save_with_retention(name, ContentFile(piece.body, name=piece.filename), retain_until)
-        except WormViolation:
-            # Written by a previous attempt that died before recording it (or by a concurrent one):
-            # the archive keeps what it holds, and the row records those bytes, not ours.
-            sha256, size = _stored_digest(storage, name)
-            if sha256 != hashlib.sha256(piece.body).hexdigest():
-                logger.warning("archive: %s already holds other bytes than today's rendering", name)
-        try:
-            with transaction.atomic():
-                record, _ = ArchivedDocument.objects.get_or_create(
-                    name=name,
-                    defaults={
-                        "tenant_id": invoice.tenant_id,
-                        "livemode": invoice.livemode,
-                        "invoice": invoice,
-                        "kind": piece.kind,
-                        "sha256": sha256,
-                        "size": size,
-                        "retain_until": retain_until,
-                        "meta": {"content_type": piece.content_type, "number": invoice.number},
-                    },
-                )
-        except IntegrityError:
-            record = ArchivedDocument.objects.get(name=name)
-        records.append(record)
+        records.append(
+            archive_piece(
+                storage,
+                prefix + piece.filename,
+                piece,
+                retain_until,
+                tenant_id=invoice.tenant_id,
+                livemode=invoice.livemode,
+                invoice=invoice,
+                meta={"content_type": piece.content_type, "number": invoice.number},
+            )
+        )
     return records
+
+
+def archive_piece(
+    storage: Storage, name: str, piece: _Piece, retain_until: dt.date, *, meta: dict[str, Any], **owner: Any
+) -> ArchivedDocument:
+    """Write one piece to the WORM archive under ``name`` and record it (``owner``: tenant_id, livemode
+    and the invoice or signature request it belongs to). Safe to repeat: a name already written keeps
+    its bytes and the record describes them; a name already recorded returns its record."""
+    sha256, size = hashlib.sha256(piece.body).hexdigest(), len(piece.body)
+    try:
+        storage.save_with_retention(name, ContentFile(piece.body, name=piece.filename), retain_until)
+    except WormViolation:
+        # Written by a previous attempt that died before recording it (or by a concurrent one):
+        # the archive keeps what it holds, and the row records those bytes, not ours.
+        sha256, size = _stored_digest(storage, name)
+        if sha256 != hashlib.sha256(piece.body).hexdigest():
+            logger.warning("archive: %s already holds other bytes than today's rendering", name)
+    try:
+        with transaction.atomic():
+            record, _ = ArchivedDocument.objects.get_or_create(
+                name=name,
+                defaults={
+                    **owner,
+                    "kind": piece.kind,
+                    "sha256": sha256,
+                    "size": size,
+                    "retain_until": retain_until,
+                    "meta": meta,
+                },
+            )
+    except IntegrityError:
+        record = ArchivedDocument.objects.get(name=name)
+    return record
 
 
 __all__ = [

@@ -1,49 +1,13 @@
-"""Browser fixtures of the signing page and the widget: Debian's Chromium (``/usr/bin/chromium``, installed
-by ``scripts/setup --dev``) driven by Playwright's sync API; the browsers of ``playwright install`` are
-never used. Named ``chromium`` and ``phone`` so they never shadow another module's ``browser``/``page``."""
+"""Browser fixtures of the signing page and the widget, on the shared ``chromium`` fixture
+(tests/conftest.py). Named ``phone`` and friends so they never shadow another module's ``page``."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE_VIEWPORT = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup --dev")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop running in this thread, and Django refuses ORM calls
-    # from a thread with a running loop unless told otherwise (the ORM calls here are synchronous).
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
