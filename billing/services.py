@@ -525,6 +525,7 @@ def purchase_confirm(
         scope=scope,
         type="payment.received",
         data={
+            "object": "credit_purchase",
             "purchase": str(purchase.id),
             "amount": str(purchase.amount_with_vat),
             "currency": "EUR",

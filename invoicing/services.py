@@ -361,6 +361,11 @@ def invoice_issue(*, scope: Scope, invoice: Invoice) -> Invoice:
             data={"number": locked.number, "sha256": locked.document_sha256},
         )
         event_emit(scope=scope, type="invoice.issued", data=_event_data(locked))
+        # The outbox row of its transmission to the PDP (the simulator for sandbox invoices), written in
+        # this transaction so that an issued invoice is never left untransmitted.
+        from pdp.services import transmission_queue
+
+        transmission_queue(invoice=locked)
         invoice_id = str(locked.id)
         transaction.on_commit(lambda: _enqueue_render(invoice_id))
     return locked

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "signatures",
     "archive",
     "webhooks",
+    "pdp",
+    "pdp.simulator",
 ]
 
 MIDDLEWARE = [
@@ -414,3 +416,50 @@ SIGNATURE_DEV_SEAL_DIR = Path(env.str("SCELL_SIGNATURE_DEV_SEAL_DIR", default=st
 # SIGNATURE_TSA_TRUST_ROOTS (PEM/DER files), or to the operating system's roots when that list is empty.
 SIGNATURE_TSA_URL = env.str("SCELL_SIGNATURE_TSA_URL", default="")
 SIGNATURE_TSA_TRUST_ROOTS = env.list("SCELL_SIGNATURE_TSA_TRUST_ROOTS", default=[])
+
+# --- PDP: transmission and lifecycle (AFNOR XP Z12-013 Flow Service) ---
+import hashlib as _hashlib  # noqa: E402 - kept in this block, the only user
+
+# Live invoices go to the partner PDP at PDP_URL (base URL up to the service name, without "/v1", e.g.
+# https://api.flow.pdp.example/flow-service). It authenticates with a static bearer token (PDP_TOKEN) or
+# with OAuth2 client credentials (PDP_TOKEN_URL + PDP_CLIENT_ID + PDP_CLIENT_SECRET). Unset, live
+# transmissions wait ("held") until it is configured; sandbox invoices never go there.
+PDP_URL = env.str("SCELL_PDP_URL", default="").rstrip("/")
+PDP_TOKEN = env.str("SCELL_PDP_TOKEN", default="")
+PDP_TOKEN_URL = env.str("SCELL_PDP_TOKEN_URL", default="")
+PDP_CLIENT_ID = env.str("SCELL_PDP_CLIENT_ID", default="")
+PDP_CLIENT_SECRET = env.str("SCELL_PDP_CLIENT_SECRET", default="")
+# Seconds for connecting and for the whole answer of one call.
+PDP_CONNECT_TIMEOUT = env.float("SCELL_PDP_CONNECT_TIMEOUT", default=5.0)
+PDP_TIMEOUT = env.float("SCELL_PDP_TIMEOUT", default=30.0)
+# Sandbox invoices go to the built-in simulator: in process when this is empty, else over HTTP to this
+# base URL (a simulator served by another Scell, e.g. ".../pdp-sim/flow-service").
+PDP_SANDBOX_URL = env.str("SCELL_PDP_SANDBOX_URL", default="").rstrip("/")
+# Public base URL of this Scell that the PDP may call back (its webhooks): SITE_URL by default. Empty
+# string: no webhook subscription, statuses and incoming invoices are polled only.
+PDP_CALLBACK_URL = env.str("SCELL_PDP_CALLBACK_URL", default=SITE_URL).rstrip("/")
+# Polling of incoming flows (statuses, supplier invoices), also the safety net under webhooks.
+PDP_POLL_SECONDS = env.int("SCELL_PDP_POLL_SECONDS", default=300)
+# A submission that fails on the network or with a 5xx/429 is retried after these delays (seconds).
+PDP_RETRY_SCHEDULE = [
+    float(delay)
+    for delay in env.list("SCELL_PDP_RETRY_SCHEDULE", default=["10", "60", "300", "1800", "7200", "21600"])
+]
+
+# The built-in PDP simulator (the sandbox's PDP, and the tests'). Sandbox invoices reach it in process
+# whatever this says; PDP_SIMULATOR_ENABLED also serves it over HTTP under /pdp-sim/ (development, tests,
+# or a shared sandbox simulator). Its bearer token and OAuth2 client secret derive from SECRET_KEY.
+PDP_SIMULATOR_ENABLED = env.bool("SCELL_PDP_SIMULATOR_ENABLED", default=DEBUG)
+PDP_SIMULATOR_TOKEN = env.str(
+    "SCELL_PDP_SIMULATOR_TOKEN",
+    default=_hashlib.sha256(f"pdp-simulator-token:{SECRET_KEY}".encode()).hexdigest(),
+)
+PDP_SIMULATOR_CLIENT_ID = env.str("SCELL_PDP_SIMULATOR_CLIENT_ID", default="scell-sandbox")
+PDP_SIMULATOR_CLIENT_SECRET = env.str(
+    "SCELL_PDP_SIMULATOR_CLIENT_SECRET",
+    default=_hashlib.sha256(f"pdp-simulator-client:{SECRET_KEY}".encode()).hexdigest(),
+)
+# Seconds between the statuses the simulator plays by itself after accepting an invoice
+# (200 Déposée at once, then 202 Reçue, then 203 Mise à disposition).
+PDP_SIMULATOR_STEP_SECONDS = env.int("SCELL_PDP_SIMULATOR_STEP_SECONDS", default=30)
+PDP_SIMULATOR_MAX_FLOW_BYTES = env.int("SCELL_PDP_SIMULATOR_MAX_FLOW_BYTES", default=100 * 1024 * 1024)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -19,4 +20,11 @@ urlpatterns = [
     path("", include(("webhooks.views", "webhooks"), namespace="webhooks")),
     path("", include(("signatures.urls", "signatures"), namespace="signatures")),
     path("", include(("signatures.dashboard", "signatures_dashboard"), namespace="signatures_dashboard")),
+    path("", include(("invoicing.urls", "invoicing_dashboard"), namespace="invoicing_dashboard")),
+    path("pdp/", include(("pdp.urls", "pdp"), namespace="pdp")),
 ]
+if settings.PDP_SIMULATOR_ENABLED:
+    # The sandbox's PDP: the standard XP Z12-013 Flow Service, simulated (pdp/simulator).
+    urlpatterns.append(
+        path("pdp-sim/", include(("pdp.simulator.urls", "pdp_simulator"), namespace="pdp_simulator"))
+    )

@@ -16,6 +16,9 @@ from rest_framework.test import APIClient
 from scell.models import Tenant, User
 from scell.services import CreatedTenant, tenant_create
 
+# The invoicing fixtures (a French seller with credits, a valid draft body) serve other apps' tests too.
+from tests.invoicing.conftest import draft_body, seller  # noqa: F401
+
 STRICT = os.environ.get("SCELL_STRICT_SERVICES") == "1"
 
 # Valid SIREN numbers (Luhn) for test tenants.
@@ -125,6 +128,13 @@ def _isolated_storages(settings, tmp_path_factory) -> None:
         if alias in storages and storages[alias]["BACKEND"].endswith("FileSystemStorage"):
             storages[alias]["OPTIONS"] = {**storages[alias].get("OPTIONS", {}), "location": str(root / alias)}
     settings.STORAGES = storages
+
+
+@pytest.fixture(autouse=True)
+def _no_pdp_callbacks(settings) -> None:
+    """The PDP simulator would call back SITE_URL, where no server listens in tests: polling only,
+    unless a test sets PDP_CALLBACK_URL to its live server."""
+    settings.PDP_CALLBACK_URL = ""
 
 
 @pytest.fixture(autouse=True)

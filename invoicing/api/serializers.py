@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from invoicing.document import VatCategory
@@ -212,8 +213,43 @@ class PrecedingSerializer(serializers.Serializer):
     issue_date = serializers.DateField(allow_null=True)
 
 
+class TransmissionSerializer(serializers.Serializer):
+    """The invoice's transmission to the PDP (the simulator for sandbox invoices)."""
+
+    state = serializers.ChoiceField(
+        choices=["queued", "held", "submitting", "retrying", "submitted", "accepted", "rejected", "failed"]
+    )
+    target = serializers.ChoiceField(choices=["simulator", "pdp"])
+    flow_id = serializers.CharField(allow_blank=True, help_text="the PDP's flow id (XP Z12-013)")
+    tracking_id = serializers.CharField()
+    attempts = serializers.IntegerField()
+    last_error = serializers.CharField(allow_blank=True)
+    rejection = serializers.ListField(
+        child=serializers.DictField(), help_text="the PDP's acknowledgement details when it rejected the flow"
+    )
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+
+
+class LifecycleSerializer(serializers.Serializer):
+    """The latest lifecycle status (CDAR, XP Z12-012) and the payment."""
+
+    status_code = serializers.CharField(allow_blank=True, help_text="200 Déposée … 212 Encaissée, 501")
+    status = serializers.CharField(allow_blank=True, help_text="e.g. approved, disputed, refused, cashed")
+    label = serializers.CharField(allow_blank=True)
+    label_fr = serializers.CharField(allow_blank=True)
+    reason_code = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    status_at = serializers.DateTimeField(allow_null=True)
+    paid = serializers.BooleanField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+    amount_paid = AmountField()
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     lines = LineOutputSerializer(many=True, read_only=True)
+    transmission = serializers.SerializerMethodField()
+    lifecycle = serializers.SerializerMethodField()
     sub_tenant = serializers.SerializerMethodField()
     preceding_invoice = serializers.SerializerMethodField()
     total_without_vat = AmountField()
@@ -266,6 +302,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "document_sha256",
             "source_syntax",
             "import_report",
+            "transmission",
+            "lifecycle",
             "created_at",
             "updated_at",
             "issued_at",
@@ -274,6 +312,58 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     def get_sub_tenant(self, obj: Invoice) -> str | None:
         return obj.sub_tenant.identifier if obj.sub_tenant_id else None
+
+    @extend_schema_field(TransmissionSerializer(allow_null=True))
+    def get_transmission(self, obj: Invoice) -> dict[str, Any] | None:
+        flows = getattr(obj, "transmission_flows", None)
+        if flows is None:
+            from pdp.models import Flow
+
+            flows = list(
+                obj.flows.filter(direction=Flow.Direction.OUT, kind=Flow.Kind.INVOICE).defer("content")
+            )
+        if not flows:
+            return None
+        flow = flows[-1]
+        return TransmissionSerializer(
+            {
+                "state": flow.state,
+                "target": flow.target,
+                "flow_id": flow.flow_id,
+                "tracking_id": flow.tracking_id,
+                "attempts": flow.attempts,
+                "last_error": flow.last_error,
+                "rejection": flow.ack_details if flow.ack_status == "Error" else [],
+                "submitted_at": flow.submitted_at,
+                "next_attempt_at": flow.next_attempt_at,
+            }
+        ).data
+
+    @extend_schema_field(LifecycleSerializer(allow_null=True))
+    def get_lifecycle(self, obj: Invoice) -> dict[str, Any] | None:
+        from pdp.models import InvoiceLifecycle
+        from pdp.services import status_payload
+
+        try:
+            lifecycle = obj.lifecycle
+        except InvoiceLifecycle.DoesNotExist:
+            return None
+        payload = (
+            status_payload(lifecycle.status_code)
+            if lifecycle.status_code
+            else {"status_code": "", "status": "", "label": "", "label_fr": ""}
+        )
+        return LifecycleSerializer(
+            payload
+            | {
+                "reason_code": lifecycle.reason_code,
+                "reason": lifecycle.reason,
+                "status_at": lifecycle.status_at,
+                "paid": lifecycle.paid_at is not None,
+                "paid_at": lifecycle.paid_at,
+                "amount_paid": lifecycle.amount_paid,
+            }
+        ).data
 
     def get_preceding_invoice(self, obj: Invoice) -> dict[str, Any] | None:
         if not obj.preceding_number:
@@ -324,3 +414,40 @@ class DocumentUploadSerializer(serializers.Serializer):
         required=False, help_text="multipart upload; or send the raw file as the body"
     )
     document_base64 = serializers.CharField(required=False, help_text="the file, base64-encoded (JSON body)")
+
+
+class StatusAmountSerializer(serializers.Serializer):
+    amount = AmountField()
+    vat_rate = RateField(required=False, allow_null=True, default=None)
+
+
+class StatusInputSerializer(serializers.Serializer):
+    """A lifecycle status sent by the seller (issued invoices) or the buyer (received invoices)."""
+
+    code = serializers.RegexField(
+        r"^\d{3}$", help_text="CDAR status: 204, 205, 206, 207, 208, 210, 211 (buyer); 209, 212, 220 (seller)"
+    )
+    reason_code = serializers.CharField(
+        max_length=30, required=False, allow_blank=True, default="", help_text="e.g. TX_TVA_ERR, DOUBLON"
+    )
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    amounts = StatusAmountSerializer(
+        many=True,
+        required=False,
+        default=list,
+        help_text="212: amount cashed per VAT rate (default: the amount due)",
+    )
+
+
+class ReasonInputSerializer(serializers.Serializer):
+    reason_code = serializers.CharField(max_length=30, help_text="e.g. TX_TVA_ERR, MONTANTTOTAL_ERR, DOUBLON")
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class PaidInputSerializer(serializers.Serializer):
+    amounts = StatusAmountSerializer(
+        many=True,
+        required=False,
+        default=list,
+        help_text="amount cashed per VAT rate (default: the amount due)",
+    )

@@ -22,11 +22,14 @@ from invoicing.api.serializers import (
     InvoiceEventSerializer,
     InvoiceInputSerializer,
     InvoiceSerializer,
+    PaidInputSerializer,
+    ReasonInputSerializer,
+    StatusInputSerializer,
     ValidationReportSerializer,
 )
 from invoicing.models import Invoice
 from scell.api.base import ScopedViewSet
-from scell.errors import UnprocessableEntity
+from scell.errors import Conflict, UnprocessableEntity
 from scell.pagination import CursorPagination
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -49,6 +52,16 @@ class InvoiceFilter(django_filters.FilterSet):
     buyer_siren = django_filters.CharFilter()
     issue_date_from = django_filters.DateFilter(field_name="issue_date", lookup_expr="gte")
     issue_date_to = django_filters.DateFilter(field_name="issue_date", lookup_expr="lte")
+    lifecycle_status = django_filters.CharFilter(
+        field_name="lifecycle__status_code", help_text="latest lifecycle status code (205, 212…)"
+    )
+    paid = django_filters.BooleanFilter(field_name="lifecycle__paid_at", lookup_expr="isnull", exclude=True)
+    transmission = django_filters.CharFilter(
+        method="filter_transmission", help_text="queued, accepted, failed…"
+    )
+
+    def filter_transmission(self, queryset: QuerySet[Invoice], name: str, value: str) -> QuerySet[Invoice]:
+        return queryset.filter(flows__direction="out", flows__kind="invoice", flows__state=value).distinct()
 
     class Meta:
         model = Invoice
@@ -245,6 +258,155 @@ class InvoiceViewSet(
     )
     def import_(self, request: Request) -> Response:
         invoice = services.invoice_import(scope=self.scope, data=uploaded_bytes(request))
+        return Response(
+            InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data, status=201
+        )
+
+    # --- Lifecycle (PDP) ---------------------------------------------------------------------------
+    def _status(self, request: Request, invoice: Invoice, **kwargs: object) -> Response:
+        from pdp.services import invoice_status_send
+
+        invoice_status_send(scope=self.scope, invoice=invoice, **kwargs)  # type: ignore[arg-type]
+        return Response(InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data)
+
+    @extend_schema(
+        request=StatusInputSerializer,
+        responses={
+            200: InvoiceSerializer,
+            409: OpenApiResponse(description="draft, refused invoice, or already paid"),
+            422: OpenApiResponse(description="status not yours to send, or the CDAR breaks BR-FR-CDV rules"),
+        },
+        summary="Send a lifecycle status (CDAR) about an issued or received invoice",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def statuses(self, request: Request, pk: str | None = None) -> Response:
+        serializer = StatusInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return self._status(
+            request,
+            self.get_object(),
+            code=data["code"],
+            reason_code=data["reason_code"],
+            reason=data["reason"],
+            amounts=data["amounts"] or None,
+        )
+
+    @extend_schema(
+        request=None, responses={200: InvoiceSerializer}, summary="Approve a received invoice (205)"
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        return self._status(request, self._received(), code="205")
+
+    @extend_schema(
+        request=ReasonInputSerializer,
+        responses={200: InvoiceSerializer},
+        summary="Dispute a received invoice (207)",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def dispute(self, request: Request, pk: str | None = None) -> Response:
+        serializer = ReasonInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._status(request, self._received(), code="207", **serializer.validated_data)
+
+    @extend_schema(
+        request=ReasonInputSerializer,
+        responses={200: InvoiceSerializer},
+        summary="Refuse a received invoice (210)",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def refuse(self, request: Request, pk: str | None = None) -> Response:
+        serializer = ReasonInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._status(request, self._received(), code="210", **serializer.validated_data)
+
+    @extend_schema(
+        request=PaidInputSerializer,
+        responses={200: InvoiceSerializer},
+        summary="Mark an issued invoice paid: sends 212 Encaissée",
+    )
+    @action(detail=True, methods=["post"], url_path="mark-paid", filterset_class=None)
+    def mark_paid(self, request: Request, pk: str | None = None) -> Response:
+        serializer = PaidInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invoice = self.get_object()
+        if invoice.status != Invoice.Status.ISSUED:
+            raise Conflict(
+                "Only an issued invoice can be marked paid by its seller.", code="invoice_not_issued"
+            )
+        return self._status(
+            request, invoice, code="212", amounts=serializer.validated_data["amounts"] or None
+        )
+
+    def _received(self) -> Invoice:
+        invoice = self.get_object()
+        if invoice.status != Invoice.Status.RECEIVED:
+            raise Conflict(
+                "Only a received invoice can be approved, disputed or refused.", code="invoice_not_received"
+            )
+        return invoice
+
+    @extend_schema(
+        request=None,
+        responses={200: InvoiceSerializer, 409: OpenApiResponse(description="no failed transmission")},
+        summary="Retransmit an invoice whose transmission failed",
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def transmit(self, request: Request, pk: str | None = None) -> Response:
+        from pdp.services import transmission_retry
+
+        invoice = self.get_object()
+        transmission_retry(scope=self.scope, invoice=invoice)
+        return Response(InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data)
+
+    @extend_schema(
+        request=StatusInputSerializer,
+        responses={
+            200: InvoiceSerializer,
+            409: OpenApiResponse(description="live invoice or not transmitted"),
+        },
+        summary="Sandbox: make the simulated PDP or buyer send a status about this invoice",
+    )
+    @action(detail=True, methods=["post"], url_path="simulate-status", filterset_class=None)
+    def simulate_status(self, request: Request, pk: str | None = None) -> Response:
+        from pdp.services import sandbox_status_simulate
+
+        serializer = StatusInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        invoice = self.get_object()
+        sandbox_status_simulate(
+            scope=self.scope,
+            invoice=invoice,
+            code=data["code"],
+            reason_code=data["reason_code"],
+            reason=data["reason"],
+            amounts=data["amounts"] or None,
+        )
+        return Response(InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": DocumentUploadSerializer,
+            "application/json": DocumentUploadSerializer,
+            "application/xml": OpenApiTypes.BINARY,
+            "application/pdf": OpenApiTypes.BINARY,
+        },
+        responses={201: InvoiceSerializer, 409: OpenApiResponse(description="live key")},
+        summary="Sandbox: make the simulated PDP deliver a supplier invoice to you",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="simulate-incoming",
+        parser_classes=[parsers.MultiPartParser, parsers.JSONParser, RawDocumentParser],
+        filterset_class=None,
+    )
+    def simulate_incoming(self, request: Request) -> Response:
+        from pdp.services import sandbox_incoming_simulate
+
+        invoice = sandbox_incoming_simulate(scope=self.scope, content=uploaded_bytes(request))
         return Response(
             InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data, status=201
         )
