@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
+from invoicing.formats.parse import safe_parser
 from invoicing.validation import validate_cdar
 
 GUIDELINE = "urn.cpro.gouv.fr:1p0:CDV:invoice"
@@ -573,24 +574,11 @@ def build(message: StatusMessage) -> bytes:
 # --- parse ---------------------------------------------------------------------------------------
 
 
-def _parser() -> etree.XMLParser:
-    # A parser per call (lxml parsers are not thread-safe); nothing is fetched or expanded.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def _read_root(data: bytes) -> etree._Element:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CdarError("A CDAR message must be bytes.")
     try:
-        tree = etree.parse(io.BytesIO(bytes(data)), _parser())
+        tree = etree.parse(io.BytesIO(bytes(data)), safe_parser())
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise CdarError(f"Not well-formed XML: {exc}") from exc
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:

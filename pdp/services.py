@@ -87,24 +87,32 @@ def transmission_queue(*, invoice: Invoice) -> Flow:
         invoice=invoice,
         defaults={"tenant": invoice.tenant, "livemode": invoice.livemode, "sub_tenant": invoice.sub_tenant},
     )
-    flow = Flow.objects.create(
+    flow = _outgoing_flow(
+        invoice,
+        kind=Flow.Kind.INVOICE,
+        tracking_id=str(invoice.id),
+        flow_type="CustomerInvoice",
+        syntax=FLOW_SYNTAX[invoice.format],
+        profile=FLOW_PROFILES.get(invoice.profile, "CIUS"),
+        processing_rule=processing_rule(invoice),
+    )
+    _submit_on_commit(flow)
+    return flow
+
+
+def _outgoing_flow(invoice: Invoice, **fields: Any) -> Flow:
+    """A new outgoing flow about ``invoice`` in the outbox (inside the caller's transaction)."""
+    return Flow.objects.create(
         tenant=invoice.tenant,
         livemode=invoice.livemode,
         sub_tenant=invoice.sub_tenant,
         target=target_for(invoice.livemode),
         organization_id=_organization_of(invoice.tenant, invoice.sub_tenant),
         direction=Flow.Direction.OUT,
-        kind=Flow.Kind.INVOICE,
         invoice=invoice,
-        tracking_id=str(invoice.id),
-        flow_type="CustomerInvoice",
-        syntax=FLOW_SYNTAX[invoice.format],
-        profile=FLOW_PROFILES.get(invoice.profile, "CIUS"),
-        processing_rule=processing_rule(invoice),
         state=Flow.State.QUEUED,
+        **fields,
     )
-    _submit_on_commit(flow)
-    return flow
 
 
 def _submit_on_commit(flow: Flow) -> None:
@@ -595,15 +603,9 @@ def invoice_status_send(
             )
         if code == "212" and lifecycle.paid_at is not None:
             raise Conflict(f"Invoice {invoice.number} is already marked paid.", code="already_paid")
-        flow = Flow.objects.create(
-            tenant=invoice.tenant,
-            livemode=invoice.livemode,
-            sub_tenant=invoice.sub_tenant,
-            target=target_for(invoice.livemode),
-            organization_id=_organization_of(invoice.tenant, invoice.sub_tenant),
-            direction=Flow.Direction.OUT,
+        flow = _outgoing_flow(
+            invoice,
             kind=Flow.Kind.STATUS,
-            invoice=invoice,
             tracking_id=message_id,
             flow_type="CustomerInvoiceLC" if emitter == "seller" else "SupplierInvoiceLC",
             syntax="CDAR",
@@ -612,7 +614,6 @@ def invoice_status_send(
             content=xml,
             sha256=hashlib.sha256(xml).hexdigest(),
             status_code=code,
-            state=Flow.State.QUEUED,
         )
         event = lifecycle_status_record(
             invoice=invoice,

@@ -104,7 +104,8 @@ def _check_size(data: bytes) -> None:
         )
 
 
-def _safe_parser() -> etree.XMLParser:
+def safe_parser() -> etree.XMLParser:
+    """The parser of untrusted XML (invoices, CDAR messages): nothing fetched, no entity expanded."""
     # A fresh parser per call: lxml parsers are not thread-safe and these options must never drift.
     return etree.XMLParser(
         resolve_entities=False,
@@ -125,7 +126,7 @@ def _load_xml(data: bytes) -> etree._Element:
     if b"<!DOCTYPE" in data[:65536].upper():
         raise ImportFormatError("XML with a DOCTYPE declaration is refused (security).")
     try:
-        root = etree.fromstring(bytes(data), parser=_safe_parser())
+        root = etree.fromstring(bytes(data), parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise ImportFormatError(f"Malformed XML: {exc}") from exc
     except ValueError as exc:  # e.g. unicode strings with an encoding declaration
