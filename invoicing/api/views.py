@@ -36,6 +36,15 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DOWNLOAD_FORMATS = ["facturx", "cii", "ubl", "json", "pdf"]
 
 
+# The request body of the calls that take a CII, UBL or Factur-X file (validate, import, sandbox inbound).
+UPLOAD_REQUEST = {
+    "multipart/form-data": DocumentUploadSerializer,
+    "application/json": DocumentUploadSerializer,
+    "application/xml": OpenApiTypes.BINARY,
+    "application/pdf": OpenApiTypes.BINARY,
+}
+
+
 class RawDocumentParser(parsers.BaseParser):
     """A CII/UBL/Factur-X file sent as the request body itself."""
 
@@ -217,12 +226,7 @@ class InvoiceViewSet(
         return self.get_paginated_response(InvoiceEventSerializer(page, many=True).data)
 
     @extend_schema(
-        request={
-            "multipart/form-data": DocumentUploadSerializer,
-            "application/json": DocumentUploadSerializer,
-            "application/xml": OpenApiTypes.BINARY,
-            "application/pdf": OpenApiTypes.BINARY,
-        },
+        request=UPLOAD_REQUEST,
         responses={
             200: ValidationReportSerializer,
             422: OpenApiResponse(description="the document breaks rules"),
@@ -240,12 +244,7 @@ class InvoiceViewSet(
         return Response(report)
 
     @extend_schema(
-        request={
-            "multipart/form-data": DocumentUploadSerializer,
-            "application/json": DocumentUploadSerializer,
-            "application/xml": OpenApiTypes.BINARY,
-            "application/pdf": OpenApiTypes.BINARY,
-        },
+        request=UPLOAD_REQUEST,
         responses={201: InvoiceSerializer},
         summary="Import a received CII, UBL or Factur-X invoice",
     )
@@ -263,7 +262,7 @@ class InvoiceViewSet(
         )
 
     # --- Lifecycle (PDP) ---------------------------------------------------------------------------
-    def _status(self, request: Request, invoice: Invoice, **kwargs: object) -> Response:
+    def _status(self, invoice: Invoice, **kwargs: object) -> Response:
         from pdp.services import invoice_status_send
 
         invoice_status_send(scope=self.scope, invoice=invoice, **kwargs)  # type: ignore[arg-type]
@@ -284,7 +283,6 @@ class InvoiceViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         return self._status(
-            request,
             self.get_object(),
             code=data["code"],
             reason_code=data["reason_code"],
@@ -297,7 +295,7 @@ class InvoiceViewSet(
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        return self._status(request, self._received(), code="205")
+        return self._status(self._received(), code="205")
 
     @extend_schema(
         request=ReasonInputSerializer,
@@ -306,9 +304,7 @@ class InvoiceViewSet(
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def dispute(self, request: Request, pk: str | None = None) -> Response:
-        serializer = ReasonInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return self._status(request, self._received(), code="207", **serializer.validated_data)
+        return self._reasoned(request, code="207")
 
     @extend_schema(
         request=ReasonInputSerializer,
@@ -317,9 +313,7 @@ class InvoiceViewSet(
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def refuse(self, request: Request, pk: str | None = None) -> Response:
-        serializer = ReasonInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return self._status(request, self._received(), code="210", **serializer.validated_data)
+        return self._reasoned(request, code="210")
 
     @extend_schema(
         request=PaidInputSerializer,
@@ -335,9 +329,12 @@ class InvoiceViewSet(
             raise Conflict(
                 "Only an issued invoice can be marked paid by its seller.", code="invoice_not_issued"
             )
-        return self._status(
-            request, invoice, code="212", amounts=serializer.validated_data["amounts"] or None
-        )
+        return self._status(invoice, code="212", amounts=serializer.validated_data["amounts"] or None)
+
+    def _reasoned(self, request: Request, *, code: str) -> Response:
+        serializer = ReasonInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._status(self._received(), code=code, **serializer.validated_data)
 
     def _received(self) -> Invoice:
         invoice = self.get_object()
@@ -387,12 +384,7 @@ class InvoiceViewSet(
         return Response(InvoiceSerializer(selectors.invoice_get(scope=self.scope, pk=invoice.pk)).data)
 
     @extend_schema(
-        request={
-            "multipart/form-data": DocumentUploadSerializer,
-            "application/json": DocumentUploadSerializer,
-            "application/xml": OpenApiTypes.BINARY,
-            "application/pdf": OpenApiTypes.BINARY,
-        },
+        request=UPLOAD_REQUEST,
         responses={201: InvoiceSerializer, 409: OpenApiResponse(description="live key")},
         summary="Sandbox: make the simulated PDP deliver a supplier invoice to you",
     )
