@@ -83,6 +83,11 @@ class ChainCheck(models.Model):
     )
 
     class Meta:
+        # Support actions in Django admin (scell.admin_base.ACTION_PERMISSIONS).
+        permissions = [
+            ("rerun_chaincheck", "Can re-run a chain check"),
+            ("acknowledge_chaincheck", "Can acknowledge a chain check"),
+        ]
         indexes = [models.Index(fields=["tenant", "-started_at"])]
 
     def __str__(self) -> str:

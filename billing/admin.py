@@ -7,12 +7,15 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Sum
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import CreditAccount, CreditAdjustment, CreditLot, LedgerEntry, Purchase
 from billing.services import credits_adjust
-from scell.admin_base import ReadOnlyAdmin
+from scell.admin_base import ReadOnlyAdmin, support_action_record
 
 
 @admin.register(CreditAccount)
@@ -96,19 +99,21 @@ class CreditAdjustmentAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        entries = credits_adjust(
-            tenant=form.cleaned_data["tenant"],
-            amount=form.cleaned_data["amount"],
-            reason=form.cleaned_data["reason"],
-            created_by=request.user,
-        )
+        tenant, amount, reason = (form.cleaned_data[k] for k in ("tenant", "amount", "reason"))
+        with transaction.atomic():
+            entries = credits_adjust(tenant=tenant, amount=amount, reason=reason, created_by=request.user)
+            support_action_record(
+                actor=request.user,
+                action="credits.adjust",
+                obj=entries[0],
+                tenant=tenant,
+                reason=reason,
+                details={"amount": str(amount), "entries": [str(e.pk) for e in entries]},
+            )
         # The service wrote the entries; show the first as the created object.
         obj.pk = entries[0].pk
         obj._state.adding = False
 
     def response_add(self, request, obj, post_url_continue=None):
-        from django.http import HttpResponseRedirect
-        from django.urls import reverse
-
         messages.success(request, f"Adjustment recorded for {obj.tenant}.")
         return HttpResponseRedirect(reverse("admin:billing_creditadjustment_changelist"))

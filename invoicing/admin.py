@@ -1,20 +1,11 @@
-"""Support's view of invoices: read-only. Fiscal records change only through the services (and the
-database refuses changes to issued invoices anyway)."""
+"""Support's view of invoices, issued and received, with their lines and events: read-only for everyone,
+superusers included. Fiscal records change only through the services (and the database refuses changes
+to issued invoices anyway); drafts belong to the tenant and stay out of reach too."""
 
 from django.contrib import admin
 
 from invoicing.models import Invoice, InvoiceEvent, InvoiceLine
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+from scell.admin_base import ReadOnlyAdmin, ReadOnlyInline
 
 
 class LineInline(ReadOnlyInline):
@@ -39,7 +30,7 @@ class EventInline(ReadOnlyInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(ReadOnlyAdmin):
     list_display = [
         "number",
         "tenant",
@@ -56,12 +47,3 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
     exclude = ["cii_xml", "source_file"]
     inlines = [LineInline, EventInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -43,6 +43,8 @@ DEFAULT_NOTES = {
     "de l'échéance.",
     "AAB": "Pas d'escompte pour paiement anticipé.",
 }
+# The legal profile's own wording of those mentions (blank: the default above).
+NOTE_OVERRIDES = {"PMT": "recovery_fee_note", "PMD": "late_penalty_note", "AAB": "discount_note"}
 
 
 def _d(value: Any) -> Decimal | None:
@@ -72,8 +74,17 @@ def _address(data: dict[str, Any] | None) -> Address:
     )
 
 
-def seller_snapshot(profile: Tenant | SubTenant) -> dict[str, Any]:
-    """The seller block (BG-4) as frozen into an issued invoice."""
+def seller_snapshot(profile: Tenant | SubTenant, *, logo: str = "") -> dict[str, Any]:
+    """The seller block (BG-4) as frozen into an issued invoice.
+
+    ``presentation`` freezes what the profile says about the documents themselves (the wording of the
+    PMT/PMD/AAB mentions, the PDF footer and the stored copy of the logo, ``logo``), so that an issued
+    invoice renders the same later, whatever the profile becomes."""
+    overrides = {
+        subject: text.strip()
+        for subject, field in NOTE_OVERRIDES.items()
+        if (text := getattr(profile, field, "") or "").strip()
+    }
     return {
         "name": profile.legal_name,
         "siren": profile.siren,
@@ -92,6 +103,11 @@ def seller_snapshot(profile: Tenant | SubTenant) -> dict[str, Any]:
         },
         # France routes invoices by SIREN (EAS scheme 0225, BR-FR-12).
         "electronic_address": {"value": profile.siren, "scheme": "0225"},
+        "presentation": {
+            "footer": (profile.invoice_footer or "").strip(),
+            "logo": logo,
+            "notes": overrides,
+        },
     }
 
 
@@ -167,13 +183,16 @@ def _line(line: InvoiceLine) -> Line:
     )
 
 
-def notes_for(invoice: Invoice) -> list[Note]:
-    """The invoice's own notes, then the French mandatory ones it does not already carry."""
+def notes_for(invoice: Invoice, seller: dict[str, Any] | None = None) -> list[Note]:
+    """The invoice's own notes, then the French mandatory ones it does not already carry, in the
+    seller's wording when its legal profile has one (frozen in ``seller["presentation"]``)."""
+    seller = seller if seller is not None else invoice.seller
+    overrides = ((seller or {}).get("presentation") or {}).get("notes") or {}
     notes = [Note(text=n.get("text", ""), subject=n.get("subject", "") or "") for n in invoice.notes]
     present = {n.subject for n in notes}
     for subject, text in DEFAULT_NOTES.items():
         if subject not in present:
-            notes.append(Note(text=text, subject=subject))
+            notes.append(Note(text=overrides.get(subject) or text, subject=subject))
     if "BAR" not in present:
         notes.append(Note(text=framework(invoice.buyer), subject="BAR"))
     return notes
@@ -240,7 +259,7 @@ def build_document(
         purchase_order_ref=invoice.purchase_order_ref,
         delivery_note_ref=invoice.delivery_note_ref,
         business_process=BUSINESS_PROCESS.get(invoice.operation_category, ""),
-        notes=notes_for(invoice),
+        notes=notes_for(invoice, seller),
         preceding_invoices=preceding,
         delivery=delivery,
         payment=Payment(

@@ -3,9 +3,12 @@ rendering. Called alike by the API, the dashboard, the admin and the actors."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import hashlib
+import io
+import logging
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -23,9 +27,11 @@ from invoicing.formats.cii import to_cii
 from invoicing.formats.ubl import to_ubl
 from invoicing.models import Invoice, InvoiceEvent, InvoiceLine, NumberSequence, RenderedDocument
 from scell.errors import Conflict, UnprocessableEntity
-from scell.models import SubTenant
+from scell.models import SubTenant, Tenant
 from scell.tenancy import Scope
 from webhooks.services import event_emit
+
+logger = logging.getLogger(__name__)
 
 LINE_FIELDS = frozenset(InvoiceLine.EDITABLE_FIELDS)
 HEADER_FIELDS = {
@@ -234,6 +240,34 @@ def invoice_delete_draft(*, scope: Scope, invoice: Invoice) -> None:
     _lock_draft(scope, invoice).delete()
 
 
+def invoice_preview(*, scope: Scope, data: dict[str, Any], invoice: Invoice | None = None) -> InvoiceDocument:
+    """The computed document a draft would have with ``data`` (the validated draft body; on top of
+    ``invoice`` when editing one): what the dashboard shows while a draft is typed, by the computation
+    that saving and issuing use. Nothing is written; a draft too incomplete to compute raises
+    ``UnprocessableEntity``."""
+    draft = (
+        copy.copy(invoice) if invoice is not None else Invoice(tenant=scope.tenant, livemode=scope.livemode)
+    )
+    if "sub_tenant" in data or invoice is None:
+        draft.sub_tenant = _resolve_sub_tenant(scope, data.get("sub_tenant"))
+    _apply_header(draft, data, scope=scope)
+    if "lines" in data:
+        source = data["lines"]
+    else:
+        source = [_line_dict(line) for line in invoice.lines.all()] if invoice is not None else []
+    lines = [
+        InvoiceLine(position=index, **_jsonable_line(line)) for index, line in enumerate(source, start=1)
+    ]
+    profile = draft.sub_tenant or scope.tenant
+    doc = mapping.build_document(draft, lines=lines, seller=mapping.seller_snapshot(profile))
+    try:
+        return computation.compute(doc)
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        raise UnprocessableEntity(
+            "The totals cannot be computed yet.", details=[{"field": "lines", "message": str(exc)}]
+        ) from exc
+
+
 # --- Issue ----------------------------------------------------------------------------------------
 
 
@@ -261,9 +295,68 @@ class _Prepared:
     doc: InvoiceDocument
     seller: dict[str, Any]
     issue_date: dt.date
+    due_date: dt.date | None
+    payment: dict[str, Any]
     identifier: str
     updated_at: dt.datetime
     lines: list[InvoiceLine]
+
+
+# The logo as printed: flattened on white and without ICC profile (PDF/A-3b with an sRGB output intent
+# and no soft masks), at most this many pixels, stored under its own hash so that it never changes.
+LOGO_PIXELS = (1200, 400)
+LOGO_MAX_SOURCE_PIXELS = 40_000_000
+_frozen_logos: dict[tuple[str, str], str] = {}
+
+
+def _freeze_logo(profile: Tenant | SubTenant) -> str:
+    """The storage name of the frozen copy of ``profile``'s logo ("" without a usable logo).
+
+    Profile logos are replaced at will; an issued invoice keeps the copy it was issued with. The copy is
+    content-addressed, so issuing again with the same logo writes nothing."""
+    if not profile.logo:
+        return ""
+    tenant_id = str(getattr(profile, "tenant_id", None) or profile.pk)
+    key = (tenant_id, profile.logo.name)
+    if key in _frozen_logos:
+        return _frozen_logos[key]
+    from PIL import Image, ImageOps
+
+    try:
+        with profile.logo.open("rb") as handle:
+            image = Image.open(io.BytesIO(handle.read()))
+            if image.width * image.height > LOGO_MAX_SOURCE_PIXELS:
+                raise ValueError(f"{image.width}x{image.height} pixels")
+            image.load()
+        image = ImageOps.exif_transpose(image).convert("RGBA")
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(image, mask=image.getchannel("A"))
+        flat.thumbnail(LOGO_PIXELS)
+        out = io.BytesIO()
+        flat.save(out, format="PNG", optimize=True)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        # A logo must never block an invoice: it is issued without one, and the owner is told in the logs.
+        logger.warning("Logo %s of %s cannot be used: %s", profile.logo.name, profile, exc)
+        return ""
+    content = out.getvalue()
+    name = f"logos/frozen/{tenant_id}/{hashlib.sha256(content).hexdigest()}.png"
+    if not default_storage.exists(name):
+        name = default_storage.save(name, ContentFile(content))
+    _frozen_logos[key] = name
+    return name
+
+
+def _payment_defaults(
+    issuer: Tenant | SubTenant, invoice: Invoice, issue_date: dt.date
+) -> tuple[dt.date | None, dict[str, Any]]:
+    """BT-9 and BT-20 of a draft that gives neither: the legal profile's payment term (days after the
+    issue date) and terms text. BR-CO-25 wants one of them whenever an amount is due."""
+    payment = dict(invoice.payment or {})
+    if invoice.due_date is not None or (payment.get("terms") or "").strip():
+        return invoice.due_date, payment
+    if issuer.payment_terms:
+        payment["terms"] = issuer.payment_terms
+    return issue_date + dt.timedelta(days=issuer.payment_days), payment
 
 
 def _prepare(scope: Scope, invoice: Invoice) -> _Prepared:
@@ -278,13 +371,15 @@ def _prepare(scope: Scope, invoice: Invoice) -> _Prepared:
             "An invoice cannot be issued with a future date.",
             details=[{"field": "issue_date", "message": f"{issue_date} is after today ({today})"}],
         )
-    seller = mapping.seller_snapshot(issuer)
+    seller = mapping.seller_snapshot(issuer, logo=_freeze_logo(issuer))
     lines = list(invoice.lines.all())
+    due_date, payment = _payment_defaults(issuer, invoice, issue_date)
+    # What is validated is what gets frozen: the draft as it will be issued, defaults included.
+    draft = copy.copy(invoice)
+    draft.due_date, draft.payment = due_date, payment
     # A number of the definitive shape: the rules see exactly what the issued document will carry.
     provisional = f"{issuer.identifier}-{issue_date:%Y%m}-00000"
-    doc = mapping.build_document(
-        invoice, lines=lines, seller=seller, number=provisional, issue_date=issue_date
-    )
+    doc = mapping.build_document(draft, lines=lines, seller=seller, number=provisional, issue_date=issue_date)
     problems = computation.check(doc)
     if problems:
         raise _invalid([{"rule": rule, "message": message} for rule, message in problems])
@@ -296,6 +391,8 @@ def _prepare(scope: Scope, invoice: Invoice) -> _Prepared:
         doc=doc,
         seller=seller,
         issue_date=issue_date,
+        due_date=due_date,
+        payment=payment,
         identifier=issuer.identifier,
         updated_at=invoice.updated_at,
         lines=lines,
@@ -346,6 +443,8 @@ def invoice_issue(*, scope: Scope, invoice: Invoice) -> Invoice:
         InvoiceLine.objects.bulk_update(lines, ["net_amount"])
         locked.number = doc.number
         locked.issue_date = prepared.issue_date
+        locked.due_date = prepared.due_date
+        locked.payment = prepared.payment
         locked.seller = prepared.seller
         locked.cii_xml = cii
         locked.document_sha256 = hashlib.sha256(cii).hexdigest()
@@ -489,11 +588,13 @@ def invoice_render(*, invoice: Invoice, fmt: str) -> RenderedDocument:
     elif fmt == "pdf":
         from invoicing.formats.pdf import render_invoice_pdf
 
-        content = render_invoice_pdf(doc)
+        content = render_invoice_pdf(doc, branding=_branding(invoice.seller))
     elif fmt == "facturx":
         from invoicing.formats.facturx import to_facturx_pdf
 
-        content = to_facturx_pdf(doc, bytes(invoice.cii_xml), check_xsd=False)
+        content = to_facturx_pdf(
+            doc, bytes(invoice.cii_xml), branding=_branding(invoice.seller), check_xsd=False
+        )
     else:
         raise UnprocessableEntity(f"Unknown format {fmt!r}.", details=[{"field": "format", "message": fmt}])
     content_type, extension = CONTENT_TYPES[fmt]
@@ -509,6 +610,23 @@ def invoice_render(*, invoice: Invoice, fmt: str) -> RenderedDocument:
         document.file.delete(save=False)
         return RenderedDocument.objects.get(invoice=invoice, format=fmt)
     return document
+
+
+def _branding(seller: dict[str, Any]) -> dict[str, str]:
+    """The PDF's footer and logo from the seller frozen at issue (none for invoices issued before
+    legal profiles had them). The logo goes in as a data URI: the renderer reads no file itself."""
+    presentation = (seller or {}).get("presentation") or {}
+    branding = {"footer_text": str(presentation.get("footer") or "")}
+    name = presentation.get("logo") or ""
+    if name:
+        try:
+            with default_storage.open(name, "rb") as handle:
+                encoded = base64.b64encode(handle.read()).decode("ascii")
+        except OSError:
+            logger.error("The frozen logo %s is missing: the document is rendered without it.", name)
+        else:
+            branding["logo_url"] = f"data:image/png;base64,{encoded}"
+    return branding
 
 
 # --- Validation and import of files -----------------------------------------------------------

@@ -1,14 +1,18 @@
 """Support's view of PDP exchanges: read-only, with one action — retransmit failed flows (the same
-service as the API's ``/transmit``), logged with who asked."""
+service as the API's ``/transmit``), with a reason, logged with who asked. The invoice lifecycle is a
+fiscal record: read-only for everyone."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from pdp.models import Flow, InvoiceLifecycle, Mailbox
-from scell.admin_base import ReadOnlyAdmin
+from scell.admin_base import ReadOnlyAdmin, action_with_reason, support_action_record
 
 
 @admin.register(Flow)
@@ -31,26 +35,33 @@ class FlowAdmin(ReadOnlyAdmin):
     exclude = ["content"]
     actions = ["retransmit"]
 
-    @admin.action(description="Retransmit the selected failed flows")
-    def retransmit(self, request, queryset):
+    @action_with_reason(
+        description=_("Retransmit the selected failed flows"),
+        permissions=["retransmit"],
+        note=_("Only failed outgoing flows are queued again; the others are left as they are."),
+    )
+    def retransmit(self, request: HttpRequest, queryset: QuerySet[Flow], reason: str) -> None:
         from pdp.services import flow_requeue
 
         count = 0
-        for flow in queryset.filter(state=Flow.State.FAILED, direction=Flow.Direction.OUT):
-            if flow_requeue(flow_id=str(flow.pk)):
-                LogEntry.objects.log_action(
-                    user_id=request.user.pk,
-                    content_type_id=ContentType.objects.get_for_model(Flow).pk,
-                    object_id=str(flow.pk),
-                    object_repr=str(flow)[:200],
-                    action_flag=CHANGE,
-                    change_message="Retransmitted a failed flow",
+        for flow in queryset.filter(state=Flow.State.FAILED, direction=Flow.Direction.OUT).select_related(
+            "tenant"
+        ):
+            with transaction.atomic():
+                if not flow_requeue(flow_id=str(flow.pk)):
+                    continue  # it moved on meanwhile
+                support_action_record(
+                    actor=request.user,
+                    action="flow.retransmit",
+                    obj=flow,
+                    reason=reason,
+                    details={"kind": flow.kind, "invoice": str(flow.invoice_id) if flow.invoice_id else None},
                 )
-                count += 1
-        messages.info(request, f"{count} flow(s) queued again.")
+            count += 1
+        messages.info(request, ngettext("%d flow queued again.", "%d flows queued again.", count) % count)
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def has_retransmit_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("pdp.retransmit_flow")
 
 
 @admin.register(InvoiceLifecycle)

@@ -93,6 +93,10 @@ class Flow(TenantOwned):
     objects = ScopedQuerySet.as_manager()
 
     class Meta:
+        # Support actions in Django admin (scell.admin_base.ACTION_PERMISSIONS).
+        permissions = [
+            ("retransmit_flow", "Can retransmit a failed PDP flow"),
+        ]
         constraints = [
             # Idempotency on our side: one outgoing flow per tracking id, and one row per PDP flow.
             models.UniqueConstraint(

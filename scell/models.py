@@ -8,7 +8,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -39,6 +39,23 @@ def validate_siret(value: str) -> None:
         )
 
 
+LOGO_MAX_BYTES = 1024 * 1024
+
+
+def validate_logo(file) -> None:
+    """Only small raster images: the logo is embedded in every PDF/A we render."""
+    if file.size > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo must be at most 1 MB."))
+    name = (getattr(file, "name", "") or "").lower()
+    if not name.endswith((".png", ".jpg", ".jpeg")):
+        raise ValidationError(_("The logo must be a PNG or JPEG image."))
+
+
+def logo_path(instance: models.Model, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"logos/{instance._meta.model_name}/{instance.pk}/{uuid.uuid4().hex}.{extension}"
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
@@ -64,6 +81,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(_("support staff"), default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The dashboard language the user chose; blank follows the tenant (French for French tenants).
+    language = models.CharField(_("language"), max_length=8, blank=True)
 
     objects = UserManager()
 
@@ -103,6 +122,50 @@ class LegalProfile(models.Model):
     email = models.EmailField(_("billing e-mail"), blank=True)
     iban = models.CharField(_("IBAN"), max_length=34, blank=True)
     bic = models.CharField(_("BIC"), max_length=11, blank=True)
+    # How the invoice PDF looks and what it says by default (drafts may override per invoice).
+    logo = models.ImageField(
+        _("logo"),
+        upload_to=logo_path,
+        blank=True,
+        validators=[validate_logo],
+        help_text=_("PNG or JPEG, at most 1 MB; printed at the top of the invoice PDF."),
+    )
+    invoice_footer = models.TextField(
+        _("invoice footer"), max_length=500, blank=True, help_text=_("Printed at the bottom of every page.")
+    )
+    payment_days = models.PositiveSmallIntegerField(
+        _("default payment term (days)"),
+        default=30,
+        validators=[MaxValueValidator(365)],
+        help_text=_(
+            "A draft without a due date falls due this many days after issue "
+            "(Code de commerce L441-10 caps it at 60 days)."
+        ),
+    )
+    payment_terms = models.CharField(
+        _("payment terms text"),
+        max_length=300,
+        blank=True,
+        help_text=_('BT-20, e.g. "Paiement à 30 jours par virement".'),
+    )
+    late_penalty_note = models.TextField(
+        _("late payment penalties (PMD)"),
+        max_length=500,
+        blank=True,
+        help_text=_("Leave blank for the standard mention: three times the legal interest rate."),
+    )
+    recovery_fee_note = models.TextField(
+        _("recovery fee (PMT)"),
+        max_length=500,
+        blank=True,
+        help_text=_("Leave blank for the standard mention: the EUR 40 fixed recovery fee."),
+    )
+    discount_note = models.TextField(
+        _("early payment discount (AAB)"),
+        max_length=500,
+        blank=True,
+        help_text=_("Leave blank for the standard mention: no discount for early payment."),
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -130,9 +193,21 @@ class Tenant(LegalProfile):
     # Scell's own legal entity: it sells credit packs and invoices them through Scell itself; its own
     # operations spend no credits.
     is_platform = models.BooleanField(default=False)
+    # An admin may make the authenticator app (TOTP) mandatory for every member of the tenant.
+    require_2fa = models.BooleanField(_("two-factor authentication required"), default=False)
+    # GDPR art. 28: the data processing agreement the tenant accepted (version, who, when).
+    dpa_version = models.CharField(max_length=20, blank=True)
+    dpa_accepted_at = models.DateTimeField(null=True, blank=True)
+    dpa_accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["identifier"], name="tenant_identifier_unique")]
+
+    @property
+    def default_language(self) -> str:
+        return "fr" if self.country == "FR" else "en"
 
 
 class SubTenant(LegalProfile):
@@ -169,6 +244,56 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant.identifier} ({self.role})"
+
+
+class Invitation(models.Model):
+    """An e-mailed invitation to join a tenant with a role. The link carries a random token of which only
+    the hash is stored; it works once, until it expires or is revoked."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(max_length=20, choices=Membership.Role, default=Membership.Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "email"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.tenant.identifier} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class SupportAction(models.Model):
+    """What a support agent did in Django admin, to what, and why. Written by the same transaction as the
+    action; never edited or deleted."""
+
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=50)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200, blank=True)
+    reason = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_type}:{self.object_id}"
 
 
 def hash_key(raw: str) -> str:

@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "scell.tenancy.DashboardTenantMiddleware",
+    "scell.i18n.DashboardLanguageMiddleware",
+    "scell.dashboard.RequireTwoFactorMiddleware",
 ]
 
 ROOT_URLCONF = "scell.urls"
@@ -130,6 +132,10 @@ LOGOUT_REDIRECT_URL = "dashboard:login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+# The data processing agreement (GDPR art. 28) tenants accept in Settings → Privacy; a new version asks
+# every tenant to accept again.
+DPA_VERSION = env.str("SCELL_DPA_VERSION", default="2026-01")
 # API timestamps are UTC (API.md); fiscal dates (issue date, the YYYYMM of invoice numbers) and the
 # dashboard use the business time zone.
 TIME_ZONE = "UTC"
@@ -244,6 +250,12 @@ OTP_TOTP_ISSUER = "Scell"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Scell <no-reply@scell.localhost>")
+# SMTP (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend): invitations, password resets, signers.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
 
 LOGGING = {
     "version": 1,

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from billing import views as billing_views
-from scell import dashboard
+from scell import account, dashboard, developers, i18n
 
 handler404 = "scell.errors.json_404"
 handler500 = "scell.errors.json_500"
@@ -15,6 +15,9 @@ urlpatterns = [
     path("api/v1/", include("scell.api.urls")),
     path("admin/", admin.site.urls),
     path("", include((dashboard.urlpatterns, "dashboard"), namespace="dashboard")),
+    path("", include((i18n.urlpatterns, "i18n"), namespace="i18n")),
+    path("", include((account.urlpatterns, "account"), namespace="account")),
+    path("", include((developers.urlpatterns, "developers"), namespace="developers")),
     path("", include((billing_views.urlpatterns, "billing"), namespace="billing")),
     path("", include(("archive.views", "archive"), namespace="archive")),
     path("", include(("webhooks.views", "webhooks"), namespace="webhooks")),

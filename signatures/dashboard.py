@@ -1,5 +1,6 @@
 """Dashboard: Signatures (requests of the current tenant and mode: create, follow each signer, remind,
-cancel, download the sealed PDF and the evidence file). Every write goes through ``signatures.services``."""
+cancel, download the sealed PDF and the evidence file). Every write goes through ``signatures.services``;
+read-only members see no form and get 403 on every write; another tenant's request is a 404."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from django.views.decorators.http import require_POST
 
 from scell.errors import ScellError
 from signatures import selectors, services
-from signatures.forms import SignatureRequestForm, SignerFormSet
-from signatures.models import SignatureRequest
+from signatures.forms import CancelForm, SignatureRequestForm, SignerFormSet, service_error_to_forms
+from signatures.models import SignatureRequest, Signer
 
 SHOWN = 100
+
+
+def _no_tenant(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/no_tenant.html", status=403)
 
 
 def _request_or_404(request: HttpRequest, pk: UUID) -> SignatureRequest:
@@ -28,42 +33,18 @@ def _request_or_404(request: HttpRequest, pk: UUID) -> SignatureRequest:
         raise Http404 from None
 
 
-@login_required
-def index_view(request: HttpRequest) -> HttpResponse:
+def _actor(request: HttpRequest) -> str:
+    return f"sender ({request.user.email})"
+
+
+def _render_index(
+    request: HttpRequest, form: SignatureRequestForm, signers: SignerFormSet, *, status: int = 200
+) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
-    form = SignatureRequestForm(request.POST or None, request.FILES or None)
-    signers = SignerFormSet(request.POST or None, prefix="signers")
-    if request.method == "POST":
-        if not scope.can_write:
-            messages.error(request, _("Your role cannot create signature requests."))
-            return redirect("signatures_dashboard:index")
-        if form.is_valid() and signers.is_valid():
-            rows = [f.cleaned_data for f in signers.forms if f.cleaned_data]
-            upload = form.cleaned_data["document"]
-            try:
-                created = services.signature_request_create(
-                    scope=scope,
-                    document=upload.read(),
-                    filename=upload.name,
-                    title=form.cleaned_data["title"],
-                    message=form.cleaned_data["message"],
-                    order=form.cleaned_data["order"],
-                    locale=form.cleaned_data["locale"],
-                    expires_at=form.cleaned_data["expires_at"],
-                    signers=[services.SignerInput(**row) for row in rows],
-                    created_by=request.user,
-                )
-            except ScellError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(request, _("The signature request was sent."))
-                return redirect("signatures_dashboard:detail", pk=created.request.pk)
-    status = request.GET.get("status") or ""
+    state = request.GET.get("status") or ""
     requests = selectors.signature_request_list(scope=scope)
-    if status in SignatureRequest.Status.values:
-        requests = requests.filter(status=status)
+    if state in SignatureRequest.Status.values:
+        requests = requests.filter(status=state)
     return render(
         request,
         "signatures/dashboard/index.html",
@@ -71,60 +52,160 @@ def index_view(request: HttpRequest) -> HttpResponse:
             "requests": requests[:SHOWN],
             "form": form,
             "signers": signers,
-            "status": status,
+            "status": state,
             "statuses": SignatureRequest.Status.choices,
         },
+        status=status,
+    )
+
+
+@login_required
+def index_view(request: HttpRequest) -> HttpResponse:
+    scope = request.scope
+    if scope is None:
+        return _no_tenant(request)
+    if request.method != "POST":
+        return _render_index(request, SignatureRequestForm(), SignerFormSet(prefix="signers"))
+    if not scope.can_write:
+        messages.error(request, _("Your role cannot create signature requests."))
+        return _render_index(request, SignatureRequestForm(), SignerFormSet(prefix="signers"), status=403)
+    form = SignatureRequestForm(request.POST, request.FILES)
+    signers = SignerFormSet(request.POST, prefix="signers")
+    if form.is_valid() and signers.is_valid():
+        upload = form.cleaned_data["document"]
+        try:
+            created = services.signature_request_create(
+                scope=scope,
+                document=upload.read(),
+                filename=upload.name,
+                title=form.cleaned_data["title"],
+                message=form.cleaned_data["message"],
+                order=form.cleaned_data["order"],
+                locale=form.cleaned_data["locale"],
+                expires_at=form.cleaned_data["expires_at"],
+                signers=[services.SignerInput(**row) for row in signers.rows()],
+                created_by=request.user,
+            )
+        except ScellError as exc:
+            service_error_to_forms(exc, form, signers)
+        else:
+            messages.success(request, _("The signature request was sent."))
+            return redirect("signatures_dashboard:detail", pk=created.request.pk)
+    return _render_index(request, form, signers)
+
+
+def _render_detail(
+    request: HttpRequest,
+    signature_request: SignatureRequest,
+    *,
+    cancel: CancelForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    signers = list(signature_request.signers.all())
+    return render(
+        request,
+        "signatures/dashboard/detail.html",
+        {
+            "req": signature_request,
+            "signers": signers,
+            "any_pending": any(s.status == Signer.Status.PENDING for s in signers),
+            "events": signature_request.events.select_related("signer").order_by("at", "id"),
+            "cancel": cancel,
+        },
+        status=status,
     )
 
 
 @login_required
 def detail_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     if request.scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
-    signature_request = _request_or_404(request, pk)
-    return render(
-        request,
-        "signatures/dashboard/detail.html",
-        {
-            "req": signature_request,
-            "events": signature_request.events.select_related("signer").order_by("at", "id"),
-        },
-    )
+        return _no_tenant(request)
+    return _render_detail(request, _request_or_404(request, pk))
+
+
+def _write_guard(request: HttpRequest, signature_request: SignatureRequest) -> HttpResponse | None:
+    if request.scope.can_write:
+        return None
+    messages.error(request, _("Your role cannot change signature requests."))
+    return _render_detail(request, signature_request, status=403)
 
 
 @login_required
 @require_POST
-def action_view(request: HttpRequest, pk: UUID, action: str) -> HttpResponse:
+def remind_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     if request.scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
+        return _no_tenant(request)
     signature_request = _request_or_404(request, pk)
-    if not request.scope.can_write:
-        messages.error(request, _("Your role cannot change signature requests."))
-        return redirect("signatures_dashboard:detail", pk=pk)
-    actor = f"sender ({request.user.email})"
+    if denied := _write_guard(request, signature_request):
+        return denied
     try:
-        if action == "cancel":
-            services.signature_request_cancel(
-                scope=request.scope,
-                request=signature_request,
-                reason=request.POST.get("reason", ""),
-                actor=actor,
-            )
-            messages.success(request, _("The request was cancelled."))
-        elif action == "remind":
-            services.signature_request_remind(scope=request.scope, request=signature_request, actor=actor)
-            messages.success(request, _("The signers were reminded."))
-        else:
-            raise Http404
+        services.signature_request_remind(
+            scope=request.scope, request=signature_request, actor=_actor(request)
+        )
     except ScellError as exc:
         messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The signers whose turn it is were reminded, each with a fresh link."))
+    return redirect("signatures_dashboard:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def resend_view(request: HttpRequest, pk: UUID, signer_pk: UUID) -> HttpResponse:
+    if request.scope is None:
+        return _no_tenant(request)
+    signature_request = _request_or_404(request, pk)
+    signer = signature_request.signers.filter(pk=signer_pk).first()
+    if signer is None:
+        raise Http404
+    if denied := _write_guard(request, signature_request):
+        return denied
+    try:
+        services.signer_notification_resend(scope=request.scope, signer=signer, actor=_actor(request))
+    except ScellError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("%(name)s was sent a fresh link by e-mail.") % {"name": signer.name})
+    return redirect("signatures_dashboard:detail", pk=pk)
+
+
+@login_required
+def cancel_view(request: HttpRequest, pk: UUID) -> HttpResponse:
+    """GET: the confirmation (with an optional reason for the signers); POST: cancel."""
+    if request.scope is None:
+        return _no_tenant(request)
+    signature_request = _request_or_404(request, pk)
+    if request.method != "POST":
+        if not request.scope.can_write or not signature_request.is_open:
+            return redirect("signatures_dashboard:detail", pk=pk)
+        return render(
+            request,
+            "signatures/dashboard/cancel.html",
+            {"req": signature_request, "form": CancelForm()},
+        )
+    if denied := _write_guard(request, signature_request):
+        return denied
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return render(request, "signatures/dashboard/cancel.html", {"req": signature_request, "form": form})
+    try:
+        services.signature_request_cancel(
+            scope=request.scope,
+            request=signature_request,
+            reason=form.cleaned_data["reason"],
+            actor=_actor(request),
+        )
+    except ScellError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The request was cancelled; the signers are told."))
     return redirect("signatures_dashboard:detail", pk=pk)
 
 
 @login_required
 def download_view(request: HttpRequest, pk: UUID, kind: str) -> HttpResponse:
     if request.scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
+        return _no_tenant(request)
     signature_request = _request_or_404(request, pk)
     if kind == "document":
         if signature_request.status != SignatureRequest.Status.COMPLETED or not signature_request.final_file:
@@ -150,6 +231,8 @@ def download_view(request: HttpRequest, pk: UUID, kind: str) -> HttpResponse:
 urlpatterns = [
     path("signatures/", index_view, name="index"),
     path("signatures/<uuid:pk>/", detail_view, name="detail"),
-    path("signatures/<uuid:pk>/<str:action>", action_view, name="action"),
+    path("signatures/<uuid:pk>/remind", remind_view, name="remind"),
+    path("signatures/<uuid:pk>/cancel", cancel_view, name="cancel"),
+    path("signatures/<uuid:pk>/signers/<uuid:signer_pk>/resend", resend_view, name="resend"),
     path("signatures/<uuid:pk>/download/<str:kind>.pdf", download_view, name="download"),
 ]

@@ -129,6 +129,10 @@ class Signer(models.Model):
     phone_erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Support actions in Django admin (scell.admin_base.ACTION_PERMISSIONS).
+        permissions = [
+            ("resend_signer_notification", "Can resend a signer's invitation"),
+        ]
         ordering = ["position"]
         constraints = [
             models.UniqueConstraint(fields=["request", "position"], name="signer_position_unique"),

@@ -20,3 +20,12 @@ def signature_request_list(*, scope: Scope) -> QuerySet[SignatureRequest]:
 
 def signature_request_get(*, scope: Scope, pk: Any) -> SignatureRequest:
     return signature_request_list(scope=scope).get(pk=pk)
+
+
+def signature_requests_waiting(*, scope: Scope) -> QuerySet[SignatureRequest]:
+    """Requests still waiting for (some of) their signers, the oldest deadline first."""
+    return (
+        SignatureRequest.objects.scoped(scope)
+        .filter(status__in=SignatureRequest.OPEN)
+        .order_by("expires_at", "created_at")
+    )

@@ -748,6 +748,36 @@ def signature_request_remind(
     return signers
 
 
+# A resend to one signer is a person's deliberate act (the sender, support), unlike the hourly guard of
+# the bulk reminder; a short pause is enough to stop a double click from mailing twice.
+RESEND_PAUSE = timedelta(minutes=2)
+
+
+def signer_notification_resend(*, scope: Scope, signer: Signer, actor: str = "sender") -> Signer:
+    """E-mail one signer whose turn it is their link again, a fresh one (the old link stops working):
+    for the signer who never got or lost the invitation. The dashboard and support's admin call it."""
+    now = timezone.now()
+    with transaction.atomic():
+        request = _lock_request(scope, signer.request)
+        if request.status != SignatureRequest.Status.PENDING or request.expires_at <= now:
+            raise Conflict(
+                f"This signature request is {request.status}; there is nobody to remind.",
+                code="signature_request_not_pending",
+            )
+        signer = request.signers.select_for_update().get(pk=signer.pk)
+        if signer.status != Signer.Status.PENDING:
+            raise Conflict(
+                f"{signer.name} is not waiting to sign ({signer.get_status_display()}).",
+                code="signer_not_pending",
+            )
+        if signer.last_reminded_at and signer.last_reminded_at > now - RESEND_PAUSE:
+            raise Conflict(
+                f"{signer.name} was sent a link less than two minutes ago.", code="reminded_recently"
+            )
+        _remind(request, [signer], now=now, actor=actor)
+    return signer
+
+
 def _remind(request: SignatureRequest, signers: list[Signer], *, now: dt.datetime, actor: str) -> None:
     links = {}
     for signer in signers:

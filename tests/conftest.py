@@ -38,6 +38,22 @@ class TenantFixture:
         return client
 
 
+@pytest.fixture(autouse=True)
+def _english_users(monkeypatch) -> None:
+    """Test assertions read English: users created by tests pick English, as a user would with the
+    language switcher, unless the test passes ``language=``. (French tenants otherwise default to French;
+    tests/scell/test_i18n.py covers that default.)"""
+    from scell.models import UserManager
+
+    original = UserManager.create_user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("language", "en")
+        return original(self, email, password, **extra)
+
+    monkeypatch.setattr(UserManager, "create_user", create_user)
+
+
 @pytest.fixture
 def make_tenant(db) -> Callable[..., TenantFixture]:
     counter = {"n": 0}

@@ -1,14 +1,17 @@
 """Support's view of webhooks: endpoints (never their secrets), deliveries with every attempt, and the
-"replay delivery" action (the same service as the API and the dashboard). Nothing is edited here:
-endpoints belong to the tenant, deliveries to the engine."""
+"replay delivery" action (the same service as the API and the dashboard; with a reason, logged). Nothing
+is edited here: endpoints belong to the tenant, deliveries to the engine."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from scell.admin_base import ReadOnlyAdmin
+from scell.admin_base import ReadOnlyAdmin, ReadOnlyInline, action_with_reason, support_action_record
 from webhooks.endpoints import delivery_replay
 from webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -42,15 +45,10 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).select_related("tenant").defer("secret", "previous_secret")
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyInline):
     model = WebhookAttempt
     fields = ["attempted_at", "status_code", "succeeded", "duration_ms", "error", "response_body"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WebhookDelivery)
@@ -98,17 +96,36 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def endpoint_url(self, obj: WebhookDelivery) -> str:
         return obj.endpoint.url
 
-    @admin.action(description="Replay delivery (send the same event again)", permissions=["replay"])
-    def replay_deliveries(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+    @action_with_reason(
+        description=_("Replay delivery (send the same event again)"),
+        permissions=["replay"],
+        note=_("Each selected delivery is sent again as a new delivery of the same event."),
+    )
+    def replay_deliveries(
+        self, request: HttpRequest, queryset: QuerySet[WebhookDelivery], reason: str
+    ) -> None:
         count = 0
-        for delivery in queryset:
-            delivery_replay(delivery=delivery)
+        for delivery in queryset.select_related("tenant"):
+            with transaction.atomic():
+                replay = delivery_replay(delivery=delivery)
+                support_action_record(
+                    actor=request.user,
+                    action="webhook_delivery.replay",
+                    obj=delivery,
+                    reason=reason,
+                    details={"replay": str(replay.pk), "event": str(delivery.event_id)},
+                )
             count += 1
-        messages.success(request, f"{count} delivery(ies) replayed as new deliveries.")
+        messages.success(
+            request,
+            ngettext(
+                "%d delivery replayed as a new delivery.", "%d deliveries replayed as new deliveries.", count
+            )
+            % count,
+        )
 
-    # Actions need a permission the read-only admin otherwise denies: staff who may view may replay.
     def has_replay_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
+        return request.user.has_perm("webhooks.replay_webhookdelivery")
 
 
 @admin.register(Event)

@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from scell.tenancy import ScopedQuerySet, TenantOwned
 
@@ -70,11 +71,11 @@ class WebhookDelivery(models.Model):
     deliveries of the same event (same event id)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "pending"
-        RETRYING = "retrying", "retrying"
-        SUCCEEDED = "succeeded", "succeeded"
-        FAILED = "failed", "failed (retries exhausted)"
-        CANCELLED = "cancelled", "cancelled (endpoint disabled)"
+        PENDING = "pending", _("pending")
+        RETRYING = "retrying", _("retrying")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed (retries exhausted)")
+        CANCELLED = "cancelled", _("cancelled (endpoint disabled)")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("scell.Tenant", on_delete=models.CASCADE, related_name="+")
@@ -94,6 +95,10 @@ class WebhookDelivery(models.Model):
     objects = ScopedQuerySet.as_manager()
 
     class Meta:
+        # Support actions in Django admin (scell.admin_base.ACTION_PERMISSIONS).
+        permissions = [
+            ("replay_webhookdelivery", "Can replay a webhook delivery"),
+        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["tenant", "livemode", "-created_at"]),

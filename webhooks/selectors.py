@@ -92,3 +92,12 @@ def event_get(*, scope: Scope, ref: Any) -> Event | None:
     if parsed is None:
         return None
     return event_list(scope=scope).filter(pk=parsed).first()
+
+
+# Deliveries whose last attempt failed: still being retried, or given up.
+FAILING_STATUSES = (WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.FAILED)
+
+
+def delivery_failures(*, scope: Scope) -> QuerySet[WebhookDelivery]:
+    """Deliveries whose last attempt failed (retrying, or retries exhausted), newest first."""
+    return delivery_list(scope=scope).filter(status__in=FAILING_STATUSES).order_by("-created_at", "-pk")

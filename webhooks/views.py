@@ -11,17 +11,28 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from scell.errors import ScellError
 from webhooks import endpoints, selectors
 from webhooks.forms import EndpointForm
-from webhooks.models import WebhookEndpoint
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 # The secret of a new (or rotated) endpoint waits in the session for the one page that shows it.
 SHOW_ONCE = "scell_webhook_show_once_{}"
 DELIVERIES_SHOWN = 50
+# The delivery log's filter: each status, and "failing" (the last attempt failed: retrying or given up).
+DELIVERY_FILTERS = {
+    "failing": gettext_lazy("failing (retrying or failed)"),
+    WebhookDelivery.Status.PENDING: gettext_lazy("pending"),
+    WebhookDelivery.Status.RETRYING: gettext_lazy("retrying"),
+    WebhookDelivery.Status.SUCCEEDED: gettext_lazy("succeeded"),
+    WebhookDelivery.Status.FAILED: gettext_lazy("failed (retries exhausted)"),
+    WebhookDelivery.Status.CANCELLED: gettext_lazy("cancelled (endpoint disabled)"),
+}
 
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
@@ -61,11 +72,12 @@ def index_view(request: HttpRequest) -> HttpResponse:
     if scope is None:
         return _forbidden(request)
     form = EndpointForm(request.POST or None)
+    status = 200
     if request.method == "POST":
         if not _can_manage(request):
             messages.error(request, _("Only an admin of the tenant can manage webhook endpoints."))
-            return redirect("webhooks:index")
-        if form.is_valid():
+            form, status = EndpointForm(), 403
+        elif form.is_valid():
             try:
                 created = endpoints.endpoint_create(scope=scope, **form.cleaned_data)
             except ScellError as exc:
@@ -74,13 +86,24 @@ def index_view(request: HttpRequest) -> HttpResponse:
                 _stash_secret(request, created.endpoint, created.secret)
                 messages.success(request, _("Endpoint created."))
                 return redirect("webhooks:endpoint", pk=created.endpoint.pk)
+        if form.errors:
+            status = 422
+    shown = request.GET.get("status") or ""
+    if shown not in DELIVERY_FILTERS:
+        shown = ""
+    if shown == "failing":
+        deliveries = selectors.delivery_failures(scope=scope)
+    else:
+        deliveries = selectors.delivery_list(scope=scope, status=shown or None).order_by("-created_at")
     context = {
         "endpoints": selectors.endpoint_list(scope=scope).order_by("-created_at"),
-        "deliveries": selectors.delivery_list(scope=scope).order_by("-created_at")[:DELIVERIES_SHOWN],
+        "deliveries": deliveries[:DELIVERIES_SHOWN],
+        "delivery_filters": DELIVERY_FILTERS.items(),
+        "delivery_filter": shown,
         "form": form,
         "can_manage": _can_manage(request),
     }
-    return render(request, "webhooks/index.html", context, status=422 if form.errors else 200)
+    return render(request, "webhooks/index.html", context, status=status)
 
 
 @login_required
@@ -89,17 +112,13 @@ def endpoint_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     if scope is None:
         return _forbidden(request)
     endpoint = _endpoint_or_404(request, pk)
-    initial: dict[str, Any] = {
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "event_types": endpoint.event_types,
-        "enabled": endpoint.enabled,
-    }
+    initial = _initial(endpoint)
     form = EndpointForm(request.POST or None, initial=initial)
+    status = 200
     if request.method == "POST":
         if not _can_manage(request):
             messages.error(request, _("Only an admin of the tenant can manage webhook endpoints."))
-            return redirect("webhooks:endpoint", pk=endpoint.pk)
+            return _render_endpoint(request, endpoint, EndpointForm(initial=initial), status=403)
         if form.is_valid():
             try:
                 endpoints.endpoint_update(endpoint=endpoint, **form.cleaned_data)
@@ -108,6 +127,24 @@ def endpoint_view(request: HttpRequest, pk: UUID) -> HttpResponse:
             else:
                 messages.success(request, _("Endpoint saved."))
                 return redirect("webhooks:endpoint", pk=endpoint.pk)
+        status = 422
+    return _render_endpoint(request, endpoint, form, status=status)
+
+
+def _initial(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": endpoint.event_types,
+        "enabled": endpoint.enabled,
+    }
+
+
+def _render_endpoint(
+    request: HttpRequest, endpoint: WebhookEndpoint, form: EndpointForm | None = None, *, status: int = 200
+) -> HttpResponse:
+    scope = request.scope
+    form = form or EndpointForm(initial=_initial(endpoint))
     context = {
         "endpoint": endpoint,
         "form": form,
@@ -119,7 +156,7 @@ def endpoint_view(request: HttpRequest, pk: UUID) -> HttpResponse:
         "can_manage": _can_manage(request),
         "can_write": scope.can_write,
     }
-    return render(request, "webhooks/endpoint.html", context, status=422 if form.errors else 200)
+    return render(request, "webhooks/endpoint.html", context, status=status)
 
 
 def _manage_action(request: HttpRequest, pk: UUID) -> WebhookEndpoint | HttpResponse:
@@ -128,7 +165,7 @@ def _manage_action(request: HttpRequest, pk: UUID) -> WebhookEndpoint | HttpResp
     endpoint = _endpoint_or_404(request, pk)
     if not _can_manage(request):
         messages.error(request, _("Only an admin of the tenant can manage webhook endpoints."))
-        return redirect("webhooks:endpoint", pk=endpoint.pk)
+        return _render_endpoint(request, endpoint, status=403)
     return endpoint
 
 
@@ -175,9 +212,9 @@ def test_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     endpoint = _endpoint_or_404(request, pk)
     if not request.scope.can_write:
         messages.error(request, _("Your role in this tenant is read-only."))
-    else:
-        endpoints.endpoint_send_test(endpoint=endpoint)
-        messages.success(request, _("Test event queued; it appears in the delivery log below."))
+        return _render_endpoint(request, endpoint, status=403)
+    endpoints.endpoint_send_test(endpoint=endpoint)
+    messages.success(request, _("Test event queued; it appears in the delivery log below."))
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
@@ -191,9 +228,13 @@ def replay_view(request: HttpRequest, pk: UUID) -> HttpResponse:
         raise Http404
     if not request.scope.can_write:
         messages.error(request, _("Your role in this tenant is read-only."))
-    else:
-        endpoints.delivery_replay(delivery=delivery)
-        messages.success(request, _("Delivery replayed: the same event is sent again."))
+        return _render_endpoint(request, delivery.endpoint, status=403)
+    endpoints.delivery_replay(delivery=delivery)
+    messages.success(request, _("Delivery replayed: the same event is sent again."))
+    # Back to the page the button was on (the endpoint's, or the event's in the event log).
+    back = request.POST.get("next") or ""
+    if back and url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        return redirect(back)
     return redirect("webhooks:endpoint", pk=delivery.endpoint_id)
 
 

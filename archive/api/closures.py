@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -17,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from archive import closures as selectors
+from archive import selectors as archive_selectors
 from archive.models import Closure
-from invoicing.models import Invoice
 from scell.api.base import ScellAPIView, ScopedViewSet
 from scell.errors import ScellError
 from scell.pagination import CursorPagination
@@ -107,17 +106,14 @@ class ProofView(ScellAPIView):
     )
     def get(self, request: Request, invoice_id: str) -> Response | HttpResponse:
         try:
-            invoice = Invoice.objects.scoped(self.scope).filter(pk=invoice_id).first()
-        except (DjangoValidationError, ValueError):
-            invoice = None
-        if invoice is None:
-            raise exceptions.NotFound("No such invoice.")
-        try:
-            bundle = selectors.proof_bundle(scope=self.scope, invoice=invoice)
+            proof = archive_selectors.invoice_proof(scope=self.scope, invoice_id=invoice_id)
         except selectors.ClosureError as exc:
             raise ScellError(
                 str(exc), status_code=409, type="conflict_error", code="archive_compromised"
             ) from exc
+        if proof is None:
+            raise exceptions.NotFound("No such invoice.")
+        invoice, bundle = proof.invoice, proof.bundle
         if bundle is None:
             raise ScellError(
                 "This invoice has no chain entry (drafts are not chained).",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
@@ -79,17 +76,14 @@ class CreditUsageView(ScellAPIView):
             "date_to": params.get("date_to"),
             "sub_tenant_id": sub_tenant.pk if sub_tenant else None,
         }
-        rows = selectors.credit_usage(**kwargs)
-        by_month = selectors.credit_usage_by_month(**kwargs)
         if params["format"] == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(["month", "operation", "count", "amount_eur"])
-            for row in by_month:
-                writer.writerow([row["month"], row["operation"], row["count"], f"{row['amount']:.2f}"])
-            response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+            response = HttpResponse(
+                selectors.credit_usage_csv(**kwargs), content_type="text/csv; charset=utf-8"
+            )
             response["Content-Disposition"] = 'attachment; filename="scell-credit-usage.csv"'
             return response
+        rows = selectors.credit_usage(**kwargs)
+        by_month = selectors.credit_usage_by_month(**kwargs)
         data = {
             "date_from": params.get("date_from"),
             "date_to": params.get("date_to"),

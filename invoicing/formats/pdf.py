@@ -444,9 +444,10 @@ def _branding(branding: dict[str, Any] | None) -> dict[str, str]:
     # Only inline images: the renderer must never fetch a URL a tenant supplied (SSRF).
     if logo.startswith("data:image/"):
         result["logo_url"] = logo
-    footer = str(branding.get("footer_text", ""))
+    footer = str(branding.get("footer_text", "")).strip()
     if footer:
-        result["footer_text"] = footer[:300]
+        # The legal profile's footer is at most 500 characters (LegalProfile.invoice_footer).
+        result["footer_text"] = footer[:500]
     return result
 
 

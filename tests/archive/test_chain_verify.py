@@ -178,12 +178,25 @@ def test_admin_shows_broken_checks_and_reruns_them(issued_chain, django_user_mod
     check = ChainCheck.objects.get()
     response = client.post(
         "/admin/archive/chaincheck/",
-        {"action": "rerun_check", "_selected_action": [check.pk]},
+        {
+            "action": "rerun_check",
+            "_selected_action": [check.pk],
+            "support_reason_step": "1",
+            "reason": "checking after the incident",
+        },
         follow=True,
     )
     assert "1 broken" in response.content.decode()
     assert ChainCheck.objects.filter(result="broken").count() == 2
-    client.post("/admin/archive/chaincheck/", {"action": "acknowledge", "_selected_action": [check.pk]})
+    client.post(
+        "/admin/archive/chaincheck/",
+        {
+            "action": "acknowledge",
+            "_selected_action": [check.pk],
+            "support_reason_step": "1",
+            "reason": "known incident, restored from backup",
+        },
+    )
     assert ChainCheck.objects.get(pk=check.pk).acknowledged_by == admin
     # The chain itself is read-only in the admin.
     entry = ChainEntry.objects.first()

@@ -447,8 +447,8 @@ def test_dashboard_archive_page(closed, calendars, client) -> None:
     assert 'data-testid="archive-status"' in html and "healthy" in html
     assert "5 entries" in html
     assert YESTERDAY.isoformat() in html
-    assert f"/api/v1/archive/closures/{closure.pk}/ots" in html
-    assert "/api/v1/archive/export?format=pdf" in html and "/api/v1/archive/export?format=json" in html
+    assert f"/archive/closures/{closure.pk}.ots" in html
+    assert "/archive/export/pdf.zip" in html and "/archive/export/json.zip" in html
     assert 'href="/archive/"' in html  # the nav link
 
 

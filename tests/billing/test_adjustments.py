@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.models import CreditAccount, CreditLot, LedgerEntry
 from billing.services import credits_adjust, credits_grant_pack, ledger_balance
 from scell.errors import PaymentRequired, UnprocessableEntity
-from scell.models import User
+from scell.models import SupportAction, User
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +130,11 @@ def test_admin_grants_an_adjustment_with_a_reason(admin_client, tenant_a, suppor
     assert entry.created_by == support
     assert balance_of(tenant_a.tenant) == Decimal("25.00")
     assert_consistent(tenant_a.tenant)
+    # The support log has the same act: who, for which tenant, why.
+    logged = SupportAction.objects.get()
+    assert (logged.actor, logged.action, logged.tenant) == (support, "credits.adjust", tenant_a.tenant)
+    assert logged.reason == "Ticket #42: double charge" and logged.object_id == str(entry.pk)
+    assert logged.details["amount"] == "25.00"
 
     listing = admin_client.get("/admin/billing/creditadjustment/")
     assert listing.status_code == 200
@@ -156,6 +161,7 @@ def test_admin_without_reason_errors_and_writes_nothing(admin_client, tenant_a, 
     assert "reason" in response.context["adminform"].form.errors
     assert not LedgerEntry.objects.exists()
     assert not CreditLot.objects.exists()
+    assert not SupportAction.objects.exists()
 
 
 def test_admin_refuses_zero_and_more_than_the_balance(admin_client, tenant_a) -> None:

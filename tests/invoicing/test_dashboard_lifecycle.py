@@ -111,8 +111,9 @@ def test_list_and_detail_are_scoped_to_the_tenant_and_the_mode(seller, tenant_b,
     assert sandbox.number in listing and "Client SARL" in listing
     assert f'href="{detail_url(sandbox)}"' in listing
     assert f'href="{detail_url(live)}"' not in listing
-    assert draft["number"] not in listing  # drafts have no lifecycle
-    assert owner.get(f"{LIST}{draft['id']}/").status_code == 404
+    assert f'data-number="{draft["number"]}" data-status="draft"' in listing  # drafts are listed too
+    draft_page = page_text(owner.get(f"{LIST}{draft['id']}/"))
+    assert "Draft invoice" in draft_page and 'data-testid="transmission"' not in draft_page  # no lifecycle
     detail = owner.get(detail_url(sandbox))
     assert detail.status_code == 200
     assert sandbox.number in page_text(detail) and "Mark paid" in page_text(detail)
@@ -177,8 +178,10 @@ def test_mark_paid_records_212_and_shows_the_paid_badge(seller, accepted) -> Non
     shown = page_text(client.get(detail_url(accepted)))
     assert "212 Cashed" in shown and 'data-testid="paid"' in shown
     assert "Mark paid</button>" not in shown
-    french = page_text(client.get(detail_url(accepted), HTTP_ACCEPT_LANGUAGE="fr"))
+    client.post("/language/", {"language": "fr", "next": detail_url(accepted)})
+    french = page_text(client.get(detail_url(accepted)))
     assert "212 Encaissée" in french and "<strong>200</strong> Déposée" in french
+    client.post("/language/", {"language": "en", "next": detail_url(accepted)})
     listing = page_text(client.get(LIST, {"lifecycle": "212"}))
     assert accepted.number in listing and 'data-testid="paid"' in listing
 

@@ -1,12 +1,12 @@
 """Support's admin of signature requests: read-only screens with signers and evidence, and the "Cancel"
-action, which goes through the same service as the API."""
+action (the same service as the API), which asks for a reason first and logs it."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
 
-from scell.models import User
+from scell.models import SupportAction, User
 from signatures.models import SignatureEvent, SignatureRequest, Signer
 from tests.signatures import test_chain_evidence as evidence_tests
 from tests.signatures.test_chain_evidence import create_request
@@ -63,10 +63,15 @@ def test_cancel_action_cancels_pending_requests(support_client, support, signing
     other = create_request(tenant_a.tenant, title="Already cancelled").request
     SignatureRequest.objects.filter(pk=other.pk).update(status=SignatureRequest.Status.CANCELLED)
 
+    action = {"action": "cancel_requests", "_selected_action": [str(pending.pk), str(other.pk)]}
+    page = support_client.post(LIST_URL, action)
+    assert page.status_code == 200
+    assert "To cancel" in page.content.decode() and 'name="reason"' in page.content.decode()
+    pending.refresh_from_db()
+    assert pending.status == SignatureRequest.Status.PENDING  # nothing done before the reason
+
     response = support_client.post(
-        LIST_URL,
-        {"action": "cancel_requests", "_selected_action": [str(pending.pk), str(other.pk)]},
-        follow=True,
+        LIST_URL, {**action, "support_reason_step": "1", "reason": "Customer asked by phone"}, follow=True
     )
     assert response.status_code == 200
     text = response.content.decode()
@@ -80,6 +85,14 @@ def test_cancel_action_cancels_pending_requests(support_client, support, signing
     event = SignatureEvent.objects.filter(request=pending, action="request.cancelled").order_by("id").first()
     assert event.actor == f"support ({support.email})"
     assert event.data == {"reason": "Cancelled by Scell support"}
+    # Support's own reason is in the support log, not shown to the signers.
+    logged = SupportAction.objects.get()
+    assert (logged.actor, logged.action, logged.object_id) == (
+        support,
+        "signature_request.cancel",
+        str(pending.pk),
+    )
+    assert logged.reason == "Customer asked by phone" and logged.tenant == tenant_a.tenant
 
 
 def test_view_only_staff_cannot_cancel(client, signing, tenant_a) -> None:
@@ -95,6 +108,15 @@ def test_view_only_staff_cannot_cancel(client, signing, tenant_a) -> None:
     page = client.get(LIST_URL)
     assert page.status_code == 200
     assert "cancel_requests" not in page.content.decode()
-    client.post(LIST_URL, {"action": "cancel_requests", "_selected_action": [str(request.pk)]})
+    client.post(
+        LIST_URL,
+        {
+            "action": "cancel_requests",
+            "_selected_action": [str(request.pk)],
+            "support_reason_step": "1",
+            "reason": "x",
+        },
+    )
     request.refresh_from_db()
     assert request.status == SignatureRequest.Status.PENDING
+    assert not SupportAction.objects.exists()

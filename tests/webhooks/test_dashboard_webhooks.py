@@ -138,12 +138,22 @@ def test_read_only_member_sees_but_cannot_change(browser, tenant_a) -> None:
     page = client.get(f"{INDEX}{endpoint.pk}/").content.decode()
     assert "http://127.0.0.1:8765/hook" in page and endpoint.secret not in page
     assert 'data-testid="replay"' not in page and 'data-testid="rotate"' not in page
-    client.post(INDEX, {"url": "http://localhost:1/x", "enabled": "on"})
-    client.post(f"{INDEX}{endpoint.pk}/rotate-secret/")
-    client.post(f"{INDEX}{endpoint.pk}/delete/")
-    client.post(f"{INDEX}{endpoint.pk}/test/")
-    client.post(f"/developers/webhooks/deliveries/{delivery.pk}/replay/")
+    writes = [
+        (INDEX, {"url": "http://localhost:1/x", "enabled": "on"}),
+        (f"{INDEX}{endpoint.pk}/", {"url": "http://localhost:1/x", "enabled": "on"}),
+        (f"{INDEX}{endpoint.pk}/rotate-secret/", {}),
+        (f"{INDEX}{endpoint.pk}/enable/", {"enabled": "0"}),
+        (f"{INDEX}{endpoint.pk}/delete/", {}),
+        (f"{INDEX}{endpoint.pk}/test/", {}),
+        (f"/developers/webhooks/deliveries/{delivery.pk}/replay/", {}),
+    ]
+    for url, data in writes:
+        response = client.post(url, data)
+        assert response.status_code == 403, url
+        assert endpoint.secret not in response.content.decode()
     assert WebhookEndpoint.objects.count() == 1
+    assert WebhookEndpoint.objects.get().url == "http://127.0.0.1:8765/hook"
+    assert WebhookEndpoint.objects.get().enabled
     assert WebhookEndpoint.objects.get().secret == endpoint.secret
     assert WebhookDelivery.objects.count() == 1
 
@@ -167,6 +177,45 @@ def test_sandbox_endpoints_are_not_shown_in_live_mode(browser) -> None:
     browser.post("/switch-mode/", {"mode": "live"})
     assert endpoint.url not in browser.get(INDEX).content.decode()
     assert browser.get(f"{INDEX}{endpoint.pk}/").status_code == 404
+
+
+def test_member_can_test_and_replay_but_not_manage(browser, tenant_a) -> None:
+    endpoint = create(browser)
+    delivery = make_delivery(str(endpoint.pk))
+    user = User.objects.create_user("member@example.com", "correct-horse-battery-9")
+    Membership.objects.create(user=user, tenant=tenant_a.tenant, role=Membership.Role.MEMBER)
+    client = Client()
+    client.force_login(user)
+    assert client.post(f"{INDEX}{endpoint.pk}/test/").status_code == 302
+    assert client.post(f"/developers/webhooks/deliveries/{delivery.pk}/replay/").status_code == 302
+    assert WebhookDelivery.objects.count() == 3
+    response = client.post(f"{INDEX}{endpoint.pk}/rotate-secret/")
+    assert response.status_code == 403
+    assert "Only an admin of the tenant can manage webhook endpoints." in response.content.decode()
+
+
+def test_delivery_log_filter_shows_failures(browser) -> None:
+    endpoint = create(browser)
+    ok = make_delivery(str(endpoint.pk), attempts=1)
+    failed = make_delivery(str(endpoint.pk), event_type="invoice.paid", attempts=1)
+    WebhookDelivery.objects.filter(pk=failed.pk).update(
+        status=WebhookDelivery.Status.FAILED, last_status_code=500
+    )
+    retrying = make_delivery(str(endpoint.pk), event_type="signer.signed", attempts=1)
+    WebhookDelivery.objects.filter(pk=retrying.pk).update(status=WebhookDelivery.Status.RETRYING)
+
+    def shown(**params) -> set[str]:
+        page = browser.get(INDEX, params).content.decode()
+        return set(re.findall(r'data-testid="delivery" id="delivery-([^"]+)"', page))
+
+    assert shown() == {str(ok.pk), str(failed.pk), str(retrying.pk)}
+    assert shown(status="failing") == {str(failed.pk), str(retrying.pk)}
+    assert shown(status="succeeded") == {str(ok.pk)}
+    assert shown(status="not-a-status") == {str(ok.pk), str(failed.pk), str(retrying.pk)}
+    page = browser.get(INDEX, {"status": "failing"}).content.decode()
+    assert '<option value="failing" selected>' in page
+    # Each event links to its page in the event log.
+    assert f'href="/developers/events/{failed.event.public_id}/"' in page
 
 
 def test_anonymous_is_sent_to_login() -> None:
