@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -21,13 +20,10 @@ from django.views.decorators.http import require_POST
 from archive import closures, selectors, services
 from archive.exports import FORMATS, export_filename, export_zip
 from archive.models import Closure
+from scell.tenancy import dashboard_page
 
 CLOSURES_PER_PAGE = 31
 INVOICES_PER_PAGE = 25
-
-
-def _no_tenant(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/no_tenant.html", status=403)
 
 
 def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
@@ -56,20 +52,16 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     return render(request, "archive/archive.html", context, status=status)
 
 
-@login_required
+@dashboard_page
 def archive_view(request: HttpRequest) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     return _render(request)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def check_view(request: HttpRequest) -> HttpResponse:
     """Recompute the chains of the tenant and mode now (as ``GET /api/v1/archive/chain/verify``)."""
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     if not scope.can_write:
         messages.error(request, _("Your role in this tenant is read-only."))
         return _render(request, status=403)
@@ -100,11 +92,9 @@ def _attachment(content: bytes | str, *, filename: str, content_type: str) -> Ht
     return response
 
 
-@login_required
+@dashboard_page
 def closure_ots_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The closure's OpenTimestamps proof on its Merkle root (as ``/api/v1/archive/closures/<id>/ots``)."""
-    if request.scope is None:
-        return _no_tenant(request)
     closure = _closure_or_404(request, pk)
     if not closure.ots_proof:
         messages.error(request, _("This closure is not timestamped yet; try again later."))
@@ -116,11 +106,9 @@ def closure_ots_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
+@dashboard_page
 def closure_tsr_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The closure's RFC 3161 time-stamp token (DER), when a TSA is configured."""
-    if request.scope is None:
-        return _no_tenant(request)
     closure = _closure_or_404(request, pk)
     if not closure.tsa_token:
         raise Http404
@@ -128,23 +116,19 @@ def closure_tsr_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _attachment(bytes(closure.tsa_token), filename=name, content_type="application/timestamp-reply")
 
 
-@login_required
+@dashboard_page
 def closure_json_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The closure with every leaf hash: enough to recompute the root the proofs timestamp."""
-    if request.scope is None:
-        return _no_tenant(request)
     closure = _closure_or_404(request, pk)
     name = closures.closure_filename(closure).removesuffix(".ots") + ".json"
     body = json.dumps(selectors.closure_record(closure=closure), indent=1)
     return _attachment(body, filename=name, content_type="application/json")
 
 
-@login_required
+@dashboard_page
 def proof_view(request: HttpRequest, invoice_id: Any) -> HttpResponse:
     """One invoice's proof bundle as a zip (as ``/api/v1/archive/proofs/<id>?format=zip``)."""
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     try:
         proof = selectors.invoice_proof(scope=scope, invoice_id=invoice_id)
     except closures.ClosureError:
@@ -163,12 +147,10 @@ def proof_view(request: HttpRequest, invoice_id: Any) -> HttpResponse:
     )
 
 
-@login_required
+@dashboard_page
 def export_view(request: HttpRequest, fmt: str) -> HttpResponse:
     """Every issued invoice of the tenant and mode as one zip, streamed (as ``/api/v1/archive/export``)."""
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     if fmt not in FORMATS:
         raise Http404
     response = StreamingHttpResponse(export_zip(scope=scope, fmt=fmt), content_type="application/zip")

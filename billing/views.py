@@ -10,7 +10,6 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -21,6 +20,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from billing import selectors, services
 from billing.models import Purchase
 from scell.errors import ScellError
+from scell.tenancy import dashboard_page
 
 CHART_MONTHS = 12
 PURCHASES_SHOWN = 10
@@ -116,11 +116,9 @@ def _render(
     return render(request, "billing/credits.html", context, status=status)
 
 
-@login_required
+@dashboard_page
 def credits_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
     if request.method != "POST":
         outcome = request.GET.get("purchase")
         if outcome == "success":
@@ -168,12 +166,10 @@ def _filename(kind: str, form: ExportForm) -> str:
     return f"scell-credit-{kind}{period}.csv"
 
 
-@login_required
+@dashboard_page
 def usage_csv_view(request: HttpRequest) -> HttpResponse:
     """Spend per month and operation, as ``GET /api/v1/credits/usage?format=csv``."""
     scope = request.scope
-    if scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
     form = _export_period(request)
     if not form.is_valid():
         return _render(request, export=form, status=400)
@@ -185,12 +181,10 @@ def usage_csv_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@login_required
+@dashboard_page
 def ledger_csv_view(request: HttpRequest) -> HttpResponse:
     """Every credit movement of the period, streamed (a ledger can be long)."""
     scope = request.scope
-    if scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
     form = _export_period(request)
     if not form.is_valid():
         return _render(request, export=form, status=400)

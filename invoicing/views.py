@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
@@ -56,6 +55,7 @@ from invoicing.models import Invoice, InvoiceEvent
 from pdp import cdar, services
 from pdp.models import Flow, InvoiceLifecycle, Target
 from scell.errors import Conflict, ScellError, UnprocessableEntity
+from scell.tenancy import dashboard_page
 
 PER_PAGE = 50
 # Invoices with a transmission and a lifecycle (drafts have neither).
@@ -107,10 +107,6 @@ ACTIONS = {*STATUS_ACTIONS, "retransmit", "simulate-status"}
 
 
 # --- Helpers ----------------------------------------------------------------------------------------------
-def _no_tenant(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/no_tenant.html", status=403)
-
-
 def _invoice_or_404(request: HttpRequest, pk: UUID, *, statuses: tuple[str, ...] | None = None) -> Invoice:
     """An invoice of the current tenant and mode (another tenant's or mode's is a 404, never a 403)."""
     try:
@@ -269,19 +265,15 @@ def _render_list(request: HttpRequest, *, incoming: IncomingInvoiceForm | None =
     )
 
 
-@login_required
+@dashboard_page
 def list_view(request: HttpRequest) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     return _render_list(request)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def simulate_incoming_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     if not scope.can_write:
         messages.error(request, READ_ONLY)
         return _render_list(request, status=403)
@@ -475,12 +467,10 @@ def _save(request: HttpRequest, invoice: Invoice | None) -> HttpResponse:
     return redirect("invoicing_dashboard:edit", pk=invoice.pk)
 
 
-@login_required
+@dashboard_page
 @require_http_methods(["GET", "POST"])
 def create_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     if not scope.can_write:
         return _read_only(request)
     if request.method == "POST":
@@ -489,12 +479,10 @@ def create_view(request: HttpRequest) -> HttpResponse:
     return _render_edit(request, form, formset, invoice=None)
 
 
-@login_required
+@dashboard_page
 @require_http_methods(["GET", "POST"])
 def edit_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk)
     if not scope.can_write:
         return _read_only(request, invoice)
@@ -509,13 +497,11 @@ def edit_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return _render_edit(request, form, formset, invoice=invoice)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def totals_view(request: HttpRequest, pk: UUID | None = None) -> HttpResponse:
     """The live totals of the draft form (htmx): the service's computation, nothing saved."""
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk, statuses=(Invoice.Status.DRAFT,)) if pk else None
     if not scope.can_write:
         return HttpResponse(READ_ONLY, status=403)
@@ -524,14 +510,12 @@ def totals_view(request: HttpRequest, pk: UUID | None = None) -> HttpResponse:
     return render(request, "invoicing/dashboard/_totals.html", context)
 
 
-@login_required
+@dashboard_page
 @require_http_methods(["GET", "POST"])
 def issue_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     """GET: what issuing does, to confirm. POST: issue; when the rules refuse the draft, the edit page
     with each broken rule next to its field, and nothing issued."""
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk)
     if not scope.can_write:
         return _read_only(request, invoice)
@@ -568,12 +552,10 @@ def issue_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("invoicing_dashboard:detail", pk=issued.pk)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def delete_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk)
     if not scope.can_write:
         return _read_only(request, invoice)
@@ -587,11 +569,8 @@ def delete_view(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 
 # --- Issued invoices: documents and credit notes --------------------------------------------------------
-@login_required
+@dashboard_page
 def download_view(request: HttpRequest, pk: UUID, fmt: str) -> HttpResponse:
-    scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk)
     if fmt == "original" and invoice.status == Invoice.Status.RECEIVED and invoice.source_file:
         pdf = invoice.source_syntax == "facturx"
@@ -630,12 +609,10 @@ def _creditable(invoice: Invoice) -> bool:
     return invoice.status == Invoice.Status.ISSUED and invoice.type != Invoice.Type.CREDIT_NOTE
 
 
-@login_required
+@dashboard_page
 @require_POST
 def credit_note_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk)
     if not scope.can_write:
         return _read_only(request, invoice)
@@ -738,19 +715,15 @@ def _render_detail(
     return render(request, "invoicing/dashboard/detail.html", context, status=status)
 
 
-@login_required
+@dashboard_page
 def detail_view(request: HttpRequest, pk: UUID) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     return _render_detail(request, _invoice_or_404(request, pk))
 
 
-@login_required
+@dashboard_page
 @require_POST
 def action_view(request: HttpRequest, pk: UUID, action: str) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     invoice = _invoice_or_404(request, pk, statuses=SHOWN_STATUSES)
     if action not in ACTIONS:
         raise Http404

@@ -17,7 +17,6 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.forms import Form
@@ -42,7 +41,7 @@ from scell.forms import (
     SubTenantForm,
 )
 from scell.models import Invitation, LegalProfile, Membership, SubTenant, Tenant, User
-from scell.tenancy import SESSION_TENANT
+from scell.tenancy import SESSION_TENANT, dashboard_page
 
 View = Callable[..., HttpResponse]
 
@@ -52,19 +51,6 @@ def dpa_version() -> str:
 
 
 # --- Helpers ------------------------------------------------------------------------------------------
-def tenant_page(view: View) -> View:
-    """Signed in, with a tenant: else the sign-in page, or the "no tenant" page."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.scope is None:
-            return render(request, "dashboard/no_tenant.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 def _is_admin(request: HttpRequest) -> bool:
     return request.scope.role == Membership.Role.ADMIN
 
@@ -126,7 +112,7 @@ def _logo_response(profile: LegalProfile) -> HttpResponse:
 
 
 # --- Legal profile -------------------------------------------------------------------------------------
-@tenant_page
+@dashboard_page
 def profile_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
     # A fresh row: a rejected form must not leave its values on the tenant the page header shows.
@@ -163,7 +149,7 @@ def _versioned(name: str, profile: LegalProfile, *args: Any) -> str:
     return reverse(name, args=args) + "?v=" + profile.logo.name.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
-@tenant_page
+@dashboard_page
 @require_GET
 def logo_view(request: HttpRequest) -> HttpResponse:
     return _logo_response(Tenant.objects.get(pk=request.scope.tenant.pk))
@@ -199,7 +185,7 @@ def _team_context(request: HttpRequest, invite_form: InviteForm | None = None) -
     }
 
 
-@tenant_page
+@dashboard_page
 def team_view(request: HttpRequest) -> HttpResponse:
     form = None
     if request.method == "POST":
@@ -239,7 +225,7 @@ def _invitation_or_404(request: HttpRequest, pk: UUID) -> Invitation:
     return invitation
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def member_role_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -261,7 +247,7 @@ def _who(membership: Membership, role: str) -> dict[str, str]:
     return {"email": membership.user.email, "role": str(Membership.Role(role).label)}
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def member_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -280,7 +266,7 @@ def member_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("account:team")
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def invitation_revoke_view(request: HttpRequest, pk: UUID) -> HttpResponse:
@@ -294,7 +280,7 @@ def invitation_revoke_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("account:team")
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def invitation_resend_view(request: HttpRequest, pk: UUID) -> HttpResponse:
@@ -312,7 +298,7 @@ def invitation_resend_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("account:team")
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def two_factor_policy_view(request: HttpRequest) -> HttpResponse:
@@ -402,13 +388,13 @@ def _sub_tenant_or_404(request: HttpRequest, pk: UUID) -> SubTenant:
     return sub
 
 
-@tenant_page
+@dashboard_page
 def sub_tenants_view(request: HttpRequest) -> HttpResponse:
     subs = selectors.sub_tenant_list(scope=request.scope).order_by("-is_active", "legal_name")
     return render(request, "account/sub_tenants.html", {"sub_tenants": subs, "is_admin": _is_admin(request)})
 
 
-@tenant_page
+@dashboard_page
 @admin_only
 def sub_tenant_create_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
@@ -425,7 +411,7 @@ def sub_tenant_create_view(request: HttpRequest) -> HttpResponse:
     return render(request, "account/sub_tenant.html", context, status=422 if form.errors else 200)
 
 
-@tenant_page
+@dashboard_page
 def sub_tenant_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     scope = request.scope
     sub = _sub_tenant_or_404(request, pk)
@@ -459,7 +445,7 @@ def sub_tenant_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return render(request, "account/sub_tenant.html", context, status=422 if form and form.errors else 200)
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def sub_tenant_active_view(request: HttpRequest, pk: UUID) -> HttpResponse:
@@ -473,14 +459,14 @@ def sub_tenant_active_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("account:sub-tenant", pk=sub.pk)
 
 
-@tenant_page
+@dashboard_page
 @require_GET
 def sub_tenant_logo_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return _logo_response(_sub_tenant_or_404(request, pk))
 
 
 # --- Privacy and data -----------------------------------------------------------------------------------
-@tenant_page
+@dashboard_page
 @require_GET
 def privacy_view(request: HttpRequest) -> HttpResponse:
     return _render_privacy(request)
@@ -507,7 +493,7 @@ def _render_privacy(
     return render(request, "account/privacy.html", context, status=422 if failed else 200)
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 @admin_only
 def dpa_accept_view(request: HttpRequest) -> HttpResponse:
@@ -520,7 +506,7 @@ def dpa_accept_view(request: HttpRequest) -> HttpResponse:
     return redirect("account:privacy")
 
 
-@tenant_page
+@dashboard_page
 @require_GET
 def archive_export_view(request: HttpRequest) -> HttpResponse:
     """The same zip as ``GET /api/v1/archive/export``, for the dashboard's tenant and mode."""
@@ -537,7 +523,7 @@ def archive_export_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@tenant_page
+@dashboard_page
 @require_GET
 @admin_only
 def personal_data_export_view(request: HttpRequest) -> HttpResponse:
@@ -554,7 +540,7 @@ def personal_data_export_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@tenant_page
+@dashboard_page
 @require_POST
 def erase_account_view(request: HttpRequest) -> HttpResponse:
     """GDPR art. 17: the signed-in user erases their own account (any role)."""

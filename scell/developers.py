@@ -10,7 +10,6 @@ from uuid import UUID
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.core.validators import URLValidator
@@ -22,6 +21,7 @@ from django.utils.translation import gettext_lazy
 
 from scell import selectors, services
 from scell.models import ApiKey
+from scell.tenancy import dashboard_page
 from webhooks import selectors as webhook_selectors
 from webhooks.delivery import event_payload
 from webhooks.events import EVENT_TYPES, TEST_EVENT_TYPE
@@ -31,10 +31,6 @@ from webhooks.models import Event
 SHOW_ONCE = "scell_api_key_show_once"
 EVENTS_PER_PAGE = 50
 MAX_ORIGINS = 20  # as the API (ApiKeyCreateSerializer)
-
-
-def _no_tenant(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/no_tenant.html", status=403)
 
 
 def _is_admin(request: HttpRequest) -> bool:
@@ -107,11 +103,9 @@ def _render_keys(request: HttpRequest, form: ApiKeyForm, *, status: int = 200) -
     return render(request, "developers/keys.html", context, status=status)
 
 
-@login_required
+@dashboard_page
 def keys_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     if request.method != "POST":
         return _render_keys(request, ApiKeyForm())
     form = ApiKeyForm(request.POST)
@@ -131,11 +125,9 @@ def keys_view(request: HttpRequest) -> HttpResponse:
     return redirect("developers:keys")
 
 
-@login_required
+@dashboard_page
 def key_revoke_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     api_key = selectors.api_key_get(scope=scope, pk=pk)
     if api_key is None:
         raise Http404
@@ -186,11 +178,9 @@ def object_of(event: Event) -> dict[str, str]:
     return {"id": ref, "number": str(data.get("number") or ""), "url": url}
 
 
-@login_required
+@dashboard_page
 def events_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     form = EventFilterForm(request.GET or None)
     chosen = form.cleaned_data["type"] if form.is_valid() else ""
     events = webhook_selectors.event_list(scope=scope, type=chosen or None).order_by("-created_at", "-pk")
@@ -209,11 +199,9 @@ def events_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@dashboard_page
 def event_view(request: HttpRequest, ref: str) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     event = webhook_selectors.event_get(scope=scope, ref=ref)
     if event is None:
         raise Http404

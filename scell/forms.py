@@ -16,37 +16,13 @@ from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 from stdnum.eu import vat as stdnum_vat
 
-from scell.models import Membership, SubTenant, Tenant, User
+from scell.models import PROFILE_FIELDS, Membership, SubTenant, Tenant, User
 
 # Mentions printed on every invoice when the profile leaves them blank (invoicing.mapping.DEFAULT_NOTES,
 # Code de commerce L441-10 and D441-5).
 NOTE_SUBJECTS = {"late_penalty_note": "PMD", "recovery_fee_note": "PMT", "discount_note": "AAB"}
 
 LOGO_TYPES = {"image/png", "image/jpeg"}
-
-PROFILE_FIELDS = [
-    "legal_name",
-    "siren",
-    "siret",
-    "vat_id",
-    "legal_form",
-    "rcs",
-    "address_line1",
-    "address_line2",
-    "postcode",
-    "city",
-    "country",
-    "email",
-    "iban",
-    "bic",
-    "logo",
-    "invoice_footer",
-    "payment_days",
-    "payment_terms",
-    "late_penalty_note",
-    "recovery_fee_note",
-    "discount_note",
-]
 
 
 class LoginForm(forms.Form):

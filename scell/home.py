@@ -7,7 +7,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -16,6 +15,7 @@ from archive import selectors as archive_selectors
 from billing import selectors as billing_selectors
 from invoicing import selectors as invoicing_selectors
 from scell import selectors as scell_selectors
+from scell.tenancy import dashboard_page
 from signatures import selectors as signatures_selectors
 from webhooks import selectors as webhooks_selectors
 
@@ -47,11 +47,9 @@ def _chart(scope: Any) -> list[dict[str, Any]]:
     ]
 
 
-@login_required
+@dashboard_page
 def home_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return render(request, "dashboard/no_tenant.html", status=403)
     month_start = timezone.localdate().replace(day=1)
     account = billing_selectors.credit_account(scope=scope)
     failures = webhooks_selectors.delivery_failures(scope=scope)

@@ -94,6 +94,35 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+# The editable fields of a legal profile, in form order: the tenant's settings page, the sub-tenant
+# form and ``scell.services.tenant_profile_update`` all take these. The identifier is not among them:
+# it prefixes every issued invoice number, and a number sequence must not change issuer prefix halfway
+# (CGI art. 242 nonies A: a unique, continuous sequence).
+PROFILE_FIELDS: tuple[str, ...] = (
+    "legal_name",
+    "siren",
+    "siret",
+    "vat_id",
+    "legal_form",
+    "rcs",
+    "address_line1",
+    "address_line2",
+    "postcode",
+    "city",
+    "country",
+    "email",
+    "iban",
+    "bic",
+    "logo",
+    "invoice_footer",
+    "payment_days",
+    "payment_terms",
+    "late_penalty_note",
+    "recovery_fee_note",
+    "discount_note",
+)
+
+
 class LegalProfile(models.Model):
     """The legal identity that invoices show as seller (EN 16931 BG-4) and numbering uses."""
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from scell.errors import Conflict, ScellError, UnprocessableEntity
-from scell.models import ApiKey, Invitation, Membership, SubTenant, Tenant, User, hash_key
+from scell.models import PROFILE_FIELDS, ApiKey, Invitation, Membership, SubTenant, Tenant, User, hash_key
 from scell.tenancy import Scope
 
 
@@ -121,34 +121,8 @@ def sub_tenant_update(*, sub_tenant: SubTenant, **fields: Any) -> SubTenant:
 
 
 # --- Settings: legal profile, two-factor policy, DPA ---------------------------------------------------
-# What an admin may edit on the tenant's legal profile. The identifier is not among them: it prefixes
-# every issued invoice number, and a number sequence must not change issuer prefix halfway (CGI art.
-# 242 nonies A: a unique, continuous sequence).
-TENANT_PROFILE_FIELDS = frozenset(
-    {
-        "legal_name",
-        "siren",
-        "siret",
-        "vat_id",
-        "legal_form",
-        "rcs",
-        "address_line1",
-        "address_line2",
-        "postcode",
-        "city",
-        "country",
-        "email",
-        "iban",
-        "bic",
-        "logo",
-        "invoice_footer",
-        "payment_days",
-        "payment_terms",
-        "late_penalty_note",
-        "recovery_fee_note",
-        "discount_note",
-    }
-)
+# What an admin may edit on the tenant's legal profile (never the identifier: see PROFILE_FIELDS).
+TENANT_PROFILE_FIELDS = frozenset(PROFILE_FIELDS)
 
 
 @transaction.atomic

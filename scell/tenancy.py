@@ -9,12 +9,16 @@ its customers, the sub-tenant. Every queryset of tenant data is narrowed with
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -99,6 +103,23 @@ def dashboard_scope(request: HttpRequest) -> Scope | None:
         return None
     livemode = bool(request.session.get(SESSION_LIVEMODE, False))
     return Scope(tenant=membership.tenant, livemode=livemode, user=user, role=membership.role)
+
+
+View = Callable[..., HttpResponse]
+
+
+def dashboard_page(view: View) -> View:
+    """THE entry of every tenant dashboard page: signed in (else the sign-in page) and with a tenant
+    (else the "no tenant" page, 403), so the view always finds ``request.scope`` set."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.scope is None:
+            return render(request, "dashboard/no_tenant.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 class DashboardTenantMiddleware:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -15,15 +14,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from scell.errors import ScellError
+from scell.tenancy import dashboard_page
 from signatures import selectors, services
 from signatures.forms import CancelForm, SignatureRequestForm, SignerFormSet, service_error_to_forms
 from signatures.models import SignatureRequest, Signer
 
 SHOWN = 100
-
-
-def _no_tenant(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/no_tenant.html", status=403)
 
 
 def _request_or_404(request: HttpRequest, pk: UUID) -> SignatureRequest:
@@ -59,11 +55,9 @@ def _render_index(
     )
 
 
-@login_required
+@dashboard_page
 def index_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _no_tenant(request)
     if request.method != "POST":
         return _render_index(request, SignatureRequestForm(), SignerFormSet(prefix="signers"))
     if not scope.can_write:
@@ -116,10 +110,8 @@ def _render_detail(
     )
 
 
-@login_required
+@dashboard_page
 def detail_view(request: HttpRequest, pk: UUID) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     return _render_detail(request, _request_or_404(request, pk))
 
 
@@ -130,11 +122,9 @@ def _write_guard(request: HttpRequest, signature_request: SignatureRequest) -> H
     return _render_detail(request, signature_request, status=403)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def remind_view(request: HttpRequest, pk: UUID) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     signature_request = _request_or_404(request, pk)
     if denied := _write_guard(request, signature_request):
         return denied
@@ -149,11 +139,9 @@ def remind_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("signatures_dashboard:detail", pk=pk)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def resend_view(request: HttpRequest, pk: UUID, signer_pk: UUID) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     signature_request = _request_or_404(request, pk)
     signer = signature_request.signers.filter(pk=signer_pk).first()
     if signer is None:
@@ -169,11 +157,9 @@ def resend_view(request: HttpRequest, pk: UUID, signer_pk: UUID) -> HttpResponse
     return redirect("signatures_dashboard:detail", pk=pk)
 
 
-@login_required
+@dashboard_page
 def cancel_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     """GET: the confirmation (with an optional reason for the signers); POST: cancel."""
-    if request.scope is None:
-        return _no_tenant(request)
     signature_request = _request_or_404(request, pk)
     if request.method != "POST":
         if not request.scope.can_write or not signature_request.is_open:
@@ -202,10 +188,8 @@ def cancel_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("signatures_dashboard:detail", pk=pk)
 
 
-@login_required
+@dashboard_page
 def download_view(request: HttpRequest, pk: UUID, kind: str) -> HttpResponse:
-    if request.scope is None:
-        return _no_tenant(request)
     signature_request = _request_or_404(request, pk)
     if kind == "document":
         if signature_request.status != SignatureRequest.Status.COMPLETED or not signature_request.final_file:

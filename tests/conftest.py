@@ -234,3 +234,36 @@ def chromium() -> Iterator:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def browser_page(chromium, live_server) -> Iterator[Callable]:
+    """A factory of Chromium pages on the live server, one context each, closed after the test: English,
+    desktop-sized and accepting downloads unless told otherwise. Other options of ``new_context`` pass
+    through; ``locale=None`` leaves the browser's own. A test that needs the context uses ``page.context``."""
+    contexts = []
+
+    def open_page(
+        *,
+        locale: str | None = "en-US",
+        width: int = 1280,
+        height: int = 900,
+        timeout_ms: float = 15_000,
+        **options,
+    ):
+        context = chromium.new_context(
+            base_url=live_server.url,
+            locale=locale,
+            viewport={"width": width, "height": height},
+            accept_downloads=True,
+            **options,
+        )
+        contexts.append(context)
+        context.set_default_timeout(timeout_ms)
+        return context.new_page()
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()

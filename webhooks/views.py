@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -17,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from scell.errors import ScellError
+from scell.tenancy import dashboard_page
 from webhooks import endpoints, selectors
 from webhooks.forms import EndpointForm
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -33,10 +33,6 @@ DELIVERY_FILTERS = {
     WebhookDelivery.Status.FAILED: gettext_lazy("failed (retries exhausted)"),
     WebhookDelivery.Status.CANCELLED: gettext_lazy("cancelled (endpoint disabled)"),
 }
-
-
-def _forbidden(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/no_tenant.html", status=403)
 
 
 def _can_manage(request: HttpRequest) -> bool:
@@ -66,11 +62,9 @@ def _stash_secret(request: HttpRequest, endpoint: WebhookEndpoint, secret: str) 
     request.session[SHOW_ONCE.format(endpoint.pk)] = secret
 
 
-@login_required
+@dashboard_page
 def index_view(request: HttpRequest) -> HttpResponse:
     scope = request.scope
-    if scope is None:
-        return _forbidden(request)
     form = EndpointForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -106,11 +100,8 @@ def index_view(request: HttpRequest) -> HttpResponse:
     return render(request, "webhooks/index.html", context, status=status)
 
 
-@login_required
+@dashboard_page
 def endpoint_view(request: HttpRequest, pk: UUID) -> HttpResponse:
-    scope = request.scope
-    if scope is None:
-        return _forbidden(request)
     endpoint = _endpoint_or_404(request, pk)
     initial = _initial(endpoint)
     form = EndpointForm(request.POST or None, initial=initial)
@@ -160,8 +151,6 @@ def _render_endpoint(
 
 
 def _manage_action(request: HttpRequest, pk: UUID) -> WebhookEndpoint | HttpResponse:
-    if request.scope is None:
-        return _forbidden(request)
     endpoint = _endpoint_or_404(request, pk)
     if not _can_manage(request):
         messages.error(request, _("Only an admin of the tenant can manage webhook endpoints."))
@@ -169,7 +158,7 @@ def _manage_action(request: HttpRequest, pk: UUID) -> WebhookEndpoint | HttpResp
     return endpoint
 
 
-@login_required
+@dashboard_page
 @require_POST
 def rotate_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     endpoint = _manage_action(request, pk)
@@ -181,7 +170,7 @@ def rotate_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def enable_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     endpoint = _manage_action(request, pk)
@@ -193,7 +182,7 @@ def enable_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def delete_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     endpoint = _manage_action(request, pk)
@@ -204,11 +193,9 @@ def delete_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("webhooks:index")
 
 
-@login_required
+@dashboard_page
 @require_POST
 def test_view(request: HttpRequest, pk: UUID) -> HttpResponse:
-    if request.scope is None:
-        return _forbidden(request)
     endpoint = _endpoint_or_404(request, pk)
     if not request.scope.can_write:
         messages.error(request, _("Your role in this tenant is read-only."))
@@ -218,11 +205,9 @@ def test_view(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@dashboard_page
 @require_POST
 def replay_view(request: HttpRequest, pk: UUID) -> HttpResponse:
-    if request.scope is None:
-        return _forbidden(request)
     delivery = selectors.delivery_get(scope=request.scope, pk=pk)
     if delivery is None:
         raise Http404

@@ -5,7 +5,6 @@ the invoice pages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import facturx
@@ -26,19 +25,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
-def page(chromium, live_server) -> Iterator:
-    context = chromium.new_context(
-        base_url=live_server.url,
-        locale="en-US",
-        viewport={"width": 1280, "height": 900},
-        accept_downloads=True,
-    )
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+def page(browser_page):
+    return browser_page(timeout_ms=20_000)
 
 
 def sign_in(page, email: str) -> None:

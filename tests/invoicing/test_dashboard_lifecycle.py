@@ -8,7 +8,6 @@ The last test drives Debian's Chromium through the whole sandbox story and saves
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -283,16 +282,8 @@ def test_a_failed_transmission_can_be_retransmitted(seller, draft_body) -> None:
 
 # --- Browser ----------------------------------------------------------------------------------------------
 @pytest.fixture
-def page(chromium, live_server) -> Iterator:
-    context = chromium.new_context(
-        base_url=live_server.url, locale="en-US", viewport={"width": 1280, "height": 900}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+def page(browser_page):
+    return browser_page()
 
 
 @pytest.mark.browser

@@ -441,7 +441,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_support_agent_replays_a_delivery_in_the_browser(chromium, live_server, tenant_a) -> None:
+def test_support_agent_replays_a_delivery_in_the_browser(browser_page, tenant_a) -> None:
     agent = User.objects.create_user("agent@scell.example", PASSWORD, is_staff=True, full_name="Sam Support")
     agent.groups.add(support_group_sync())
     endpoint = create_endpoint(tenant_a.client("sk_test"))
@@ -458,46 +458,39 @@ def test_support_agent_replays_a_delivery_in_the_browser(chromium, live_server, 
             details={"amount": "20.00"},
         )
 
-    context = chromium.new_context(
-        base_url=live_server.url, locale="en-US", viewport={"width": 1440, "height": 800}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        page.goto("/admin/login/")
-        page.fill("#id_username", agent.email)
-        page.fill("#id_password", PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/admin/")
+    page = browser_page(width=1440, height=800)
+    page.goto("/admin/login/")
+    page.fill("#id_username", agent.email)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/")
 
-        page.goto("/admin/webhooks/webhookdelivery/")
-        page.locator(f'input[name="_selected_action"][value="{delivery.pk}"]').check()
-        page.locator('select[name="action"]').select_option("replay_deliveries")
-        page.get_by_role("button", name="Go").click()
-        page.wait_for_load_state()
-        assert page.locator("h1").first.inner_text().startswith("Replay delivery")
+    page.goto("/admin/webhooks/webhookdelivery/")
+    page.locator(f'input[name="_selected_action"][value="{delivery.pk}"]').check()
+    page.locator('select[name="action"]').select_option("replay_deliveries")
+    page.get_by_role("button", name="Go").click()
+    page.wait_for_load_state()
+    assert page.locator("h1").first.inner_text().startswith("Replay delivery")
 
-        # No reason, nothing done: the error is tied to the field.
-        page.get_by_role("button", name="Confirm").click()
-        page.wait_for_load_state()
-        reason = page.get_by_label("Reason")
-        assert reason.get_attribute("aria-invalid") == "true"
-        assert "This field is required." in page.locator("#id_reason_error").inner_text()
-        assert not WebhookDelivery.objects.filter(replay_of=delivery).exists()
+    # No reason, nothing done: the error is tied to the field.
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_load_state()
+    reason = page.get_by_label("Reason")
+    assert reason.get_attribute("aria-invalid") == "true"
+    assert "This field is required." in page.locator("#id_reason_error").inner_text()
+    assert not WebhookDelivery.objects.filter(replay_of=delivery).exists()
 
-        reason.fill("Ticket 312: their server was down on Monday")
-        page.get_by_role("button", name="Confirm").click()
-        page.wait_for_url("**/admin/webhooks/webhookdelivery/")
-        assert page.get_by_text("1 delivery replayed as a new delivery.").is_visible()
-        assert WebhookDelivery.objects.filter(replay_of=delivery).count() == 1
+    reason.fill("Ticket 312: their server was down on Monday")
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url("**/admin/webhooks/webhookdelivery/")
+    assert page.get_by_text("1 delivery replayed as a new delivery.").is_visible()
+    assert WebhookDelivery.objects.filter(replay_of=delivery).count() == 1
 
-        page.goto("/admin/scell/supportaction/")
-        rows = page.locator("#result_list tbody tr")
-        assert rows.count() == 2
-        assert "Ticket 312: their server was down on Monday" in rows.first.inner_text()
-        assert "Replay a webhook delivery" in rows.first.inner_text()
-        page.locator("#toggle-nav-sidebar").click()  # the log, not the menu
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "admin-support.png"), full_page=True)
-    finally:
-        context.close()
+    page.goto("/admin/scell/supportaction/")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 2
+    assert "Ticket 312: their server was down on Monday" in rows.first.inner_text()
+    assert "Replay a webhook delivery" in rows.first.inner_text()
+    page.locator("#toggle-nav-sidebar").click()  # the log, not the menu
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "admin-support.png"), full_page=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,25 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 EMAIL = "alice@example.com"
 PASSWORD = "correct-horse-battery-9"
-
-
-@pytest.fixture
-def context_factory(chromium, live_server) -> Iterator:
-    contexts = []
-
-    def new_page():
-        context = chromium.new_context(
-            base_url=live_server.url, locale="en-US", viewport={"width": 1280, "height": 900}
-        )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    try:
-        yield new_page
-    finally:
-        for context in contexts:
-            context.close()
 
 
 @pytest.fixture
@@ -81,9 +61,9 @@ def sign_in(page, email: str = EMAIL, password: str = PASSWORD) -> None:
     page.wait_for_load_state()
 
 
-def test_totp_sign_in_profile_and_invitation(context_factory, alice) -> None:
+def test_totp_sign_in_profile_and_invitation(browser_page, alice) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = context_factory()
+    page = browser_page()
 
     # 1. Enrol an authenticator app.
     sign_in(page)
@@ -176,7 +156,7 @@ def test_totp_sign_in_profile_and_invitation(context_factory, alice) -> None:
         time.sleep(0.1)
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["nina@example.com"]
     link = re.search(r"https?://\S+/invite/\S+/", mail.outbox[0].body).group(0)
-    nina = context_factory()
+    nina = browser_page()
     nina.goto(urlsplit(link).path)
     assert nina.get_by_role("heading", name="Join Alpha Conseil SAS").is_visible()
     nina.get_by_label("Full name").fill("Nina Simone")
@@ -193,6 +173,6 @@ def test_totp_sign_in_profile_and_invitation(context_factory, alice) -> None:
     page.reload()
     assert page.locator("[data-testid=member][data-email='nina@example.com']").is_visible()
     assert page.locator("[data-testid=invitation]").count() == 0
-    again = context_factory()
+    again = browser_page()
     again.goto(urlsplit(link).path)
     assert again.get_by_test_id("invite-problem").inner_text() == "This invitation has already been used."

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +24,9 @@ EMAIL = "alice@example.com"
 PASSWORD = "correct-horse-battery-9"
 
 
-@pytest.fixture(scope="module")
-def browser(chromium):
-    return chromium
-
-
 @pytest.fixture
-def page(browser, live_server) -> Iterator:
-    context = browser.new_context(
-        base_url=live_server.url, locale="en-US", viewport={"width": 1280, "height": 800}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+def page(browser_page):
+    return browser_page(height=800)
 
 
 @pytest.fixture

@@ -57,17 +57,10 @@ calendars = closure_tests.calendars
 
 
 @pytest.fixture
-def page(chromium, live_server) -> Iterator:
-    context = chromium.new_context(
-        base_url=live_server.url, locale="en-US", viewport={"width": 1280, "height": 900}
-    )
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+def page(browser_page, live_server):
+    page = browser_page()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    return page
 
 
 @pytest.fixture

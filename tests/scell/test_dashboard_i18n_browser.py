@@ -3,7 +3,6 @@ is remembered, and a member of another tenant who opens a tenant's invoice URL g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,17 +17,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "correct-horse-battery-9"
 
 
-@pytest.fixture
-def context(chromium, live_server) -> Iterator:
-    # The browser asks for English: a French tenant's default still wins until the user chooses.
-    context = chromium.new_context(base_url=live_server.url, locale="en-US")
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
 def sign_in(page, email: str, submit: str) -> None:
     page.goto("/login/")
     page.fill("#id_email", email)
@@ -37,10 +25,11 @@ def sign_in(page, email: str, submit: str) -> None:
     page.wait_for_load_state()
 
 
-def test_french_by_default_then_switched_to_english_and_remembered(context, transactional_db) -> None:
+def test_french_by_default_then_switched_to_english_and_remembered(browser_page, transactional_db) -> None:
     user = User.objects.create_user("camille@example.com", PASSWORD, language="")
     tenant_create(legal_name="Atelier Lumière SAS", siren="732829320", identifier="LUMIE", owner=user)
-    page = context.new_page()
+    # The browser asks for English: a French tenant's default still wins until the user chooses.
+    page = browser_page(height=720)
     sign_in(page, user.email, "Sign in")  # the sign-in page follows the browser (English)
 
     assert page.locator("html").get_attribute("lang") == "fr"
@@ -58,7 +47,7 @@ def test_french_by_default_then_switched_to_english_and_remembered(context, tran
     # Remembered on the user: a fresh browser session (no cookie) signs in to English pages.
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/login/")
-    context.clear_cookies()
+    page.context.clear_cookies()
     sign_in(page, user.email, "Sign in")
     assert page.locator("html").get_attribute("lang") == "en"
 
@@ -67,7 +56,7 @@ def test_french_by_default_then_switched_to_english_and_remembered(context, tran
     assert page.get_by_role("button", name="Se déconnecter").is_visible()
 
 
-def test_member_of_tenant_b_gets_404_on_tenant_a_invoice(context, transactional_db, draft_body) -> None:
+def test_member_of_tenant_b_gets_404_on_tenant_a_invoice(browser_page, transactional_db, draft_body) -> None:
     alice = User.objects.create_user("alice@example.com", PASSWORD)
     created = tenant_create(legal_name="Alpha SAS", siren="732829320", identifier="ALPHA", owner=alice)
     tenant_a = created.tenant
@@ -79,11 +68,11 @@ def test_member_of_tenant_b_gets_404_on_tenant_a_invoice(context, transactional_
     bob = User.objects.create_user("bob@example.com", PASSWORD)
     tenant_create(legal_name="Beta SARL", siren="552100554", identifier="BETA2", owner=bob)
 
-    owner_page = context.new_page()
+    owner_page = browser_page(height=720)
     sign_in(owner_page, alice.email, "Sign in")
     assert owner_page.goto(f"/invoices/{invoice.pk}/").status == 200
 
-    other = context.browser.new_context(
+    other = owner_page.context.browser.new_context(
         base_url="{0.scheme}://{0.netloc}".format(urlsplit(owner_page.url)), locale="en-US"
     )
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,32 +40,13 @@ def _backends(settings, tmp_path):
 
 
 @pytest.fixture
-def sender(chromium, live_server) -> Iterator:
-    context = chromium.new_context(
-        base_url=live_server.url,
-        locale="en-US",
-        viewport={"width": 1280, "height": 900},
-        accept_downloads=True,
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+def sender(browser_page):
+    return browser_page()
 
 
 @pytest.fixture
-def signer_page(chromium, live_server) -> Iterator:
-    context = chromium.new_context(
-        base_url=live_server.url, locale="en-US", viewport={"width": 390, "height": 844}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+def signer_page(browser_page):
+    return browser_page(width=390, height=844)
 
 
 def test_create_sign_and_download(sender, signer_page, tenant_a, stub_worker, tmp_path) -> None:

@@ -75,25 +75,20 @@ def test_sign_on_a_phone(phone, tenant_a, browser_errors) -> None:
     assert real_errors(browser_errors) == []
 
 
-def test_sign_without_javascript(chromium, live_server, tenant_a) -> None:
+def test_sign_without_javascript(browser_page, tenant_a) -> None:
     """The plain forms alone are enough (the code request reloads the page)."""
-    context = chromium.new_context(
-        base_url=live_server.url, java_script_enabled=False, viewport={"width": 390, "height": 844}
-    )
-    try:
-        page = context.new_page()
-        request, (path, _) = create(tenant_a)
-        page.goto(path)
-        page.get_by_role("button", name="Send me a code by SMS").click()
-        page.get_by_test_id("code-sent").wait_for()
-        page.locator("#consent").check()
-        page.get_by_label("Code received by SMS (6 digits)").fill(last_code())
-        page.get_by_role("button", name="Sign", exact=True).click()
-        page.wait_for_url(re.compile(r"\?done=signed$"))
-        assert page.locator("h1").inner_text() == "Thank you, Élodie Martin!"
-        assert request.signers.get(position=1).status == Signer.Status.SIGNED
-    finally:
-        context.close()
+    # Playwright's defaults otherwise: the browser's own locale, 30 s timeouts.
+    page = browser_page(locale=None, width=390, height=844, timeout_ms=30_000, java_script_enabled=False)
+    request, (path, _) = create(tenant_a)
+    page.goto(path)
+    page.get_by_role("button", name="Send me a code by SMS").click()
+    page.get_by_test_id("code-sent").wait_for()
+    page.locator("#consent").check()
+    page.get_by_label("Code received by SMS (6 digits)").fill(last_code())
+    page.get_by_role("button", name="Sign", exact=True).click()
+    page.wait_for_url(re.compile(r"\?done=signed$"))
+    assert page.locator("h1").inner_text() == "Thank you, Élodie Martin!"
+    assert request.signers.get(position=1).status == Signer.Status.SIGNED
 
 
 def test_second_signer_waits_for_the_first(phone, tenant_a, stub_worker, browser_errors) -> None:
