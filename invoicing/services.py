@@ -359,6 +359,12 @@ def _payment_defaults(
     return issue_date + dt.timedelta(days=issuer.payment_days), payment
 
 
+def invoice_validate_draft(*, scope: Scope, invoice: Invoice) -> None:
+    """The checks of ``invoice_issue`` on a draft (EN 16931, BR-FR, dates, profile), without taking a number,
+    spending credits or changing the invoice: raises what issuing would raise."""
+    _prepare(scope, invoice)
+
+
 def _prepare(scope: Scope, invoice: Invoice) -> _Prepared:
     """Everything that can fail before a number is taken: build, compute, check, render, validate."""
     if invoice.status != Invoice.Status.DRAFT:

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "scell.observability.RequestIdMiddleware",
+    "scell.ratelimit.IpRateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -166,6 +168,13 @@ STORAGES = {
 # and a worker thread inside the web process run the actors, so the embedded default needs nothing.
 REDIS_URL = env.str("REDIS_URL", default="")
 DRAMATIQ_BROKER_KIND = env.str("SCELL_DRAMATIQ_BROKER", default="redis" if REDIS_URL else "stub")
+# The API's rate-limit counters are shared by every process through Redis (in memory without it).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"},
+}
 if DRAMATIQ_BROKER_KIND not in {"redis", "stub"}:
     raise ImproperlyConfigured("SCELL_DRAMATIQ_BROKER must be 'redis' or 'stub'")
 if DRAMATIQ_BROKER_KIND == "redis" and not REDIS_URL:
@@ -214,7 +223,13 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["scell.ratelimit.KeyRateThrottle"],
 }
+# Requests per minute (scell/ratelimit.py); 0 switches a limit off.
+RATE_LIMIT_PER_KEY = env.int("SCELL_RATE_LIMIT_PER_KEY", default=6000)
+RATE_LIMIT_PER_IP = env.int("SCELL_RATE_LIMIT_PER_IP", default=12000)
+# How many reverse proxies in front of Scell append to X-Forwarded-For (0: REMOTE_ADDR is the client).
+TRUSTED_PROXIES = env.int("SCELL_TRUSTED_PROXIES", default=0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Scell API",
     "DESCRIPTION": "E-invoicing (Factur-X, UBL, CII) and electronic signatures. See API.md.",
@@ -257,13 +272,27 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
 
+# Structured logs: one JSON object per line (``LOG_FORMAT=json``, the default in production) or plain text
+# (the default with DEBUG); every line carries the request id of the request that wrote it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'text'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "scell.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "scell.observability.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Our access log (scell.request) replaces the dev server's and Django's own request lines.
+        "django.server": {"level": "WARNING"},
         # WeasyPrint reports every rendering step at INFO.
         "weasyprint": {"level": "WARNING"},
         "weasyprint.progress": {"level": "WARNING"},

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from billing import views as billing_views
-from scell import account, dashboard, developers, i18n
+from scell import account, dashboard, developers, i18n, observability
 
 handler404 = "scell.errors.json_404"
 handler500 = "scell.errors.json_500"
@@ -12,6 +12,7 @@ admin.site.site_header = "Scell support"
 admin.site.site_title = "Scell support"
 
 urlpatterns = [
+    path("", include((observability.urlpatterns, "health"), namespace="health")),
     path("api/v1/", include("scell.api.urls")),
     path("admin/", admin.site.urls),
     path("", include((dashboard.urlpatterns, "dashboard"), namespace="dashboard")),

@@ -32,6 +32,7 @@ from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from scell.models import ApiKey, hash_key
+from scell.ratelimit import client_ip
 from signatures import services
 from signatures.models import SignatureRequest, Signer
 from signatures.pdf import SealCheck, check_seal, render_page_images, seal_certificate_info
@@ -208,9 +209,9 @@ embeddable_csrf = decorator_from_middleware(_EmbeddableCsrfMiddleware)
 
 
 def _client(request: HttpRequest) -> tuple[str | None, str]:
-    # The project has no trusted-proxy helper: REMOTE_ADDR is the peer, which is the client as long as
-    # nothing proxies in front of gunicorn. X-Forwarded-For is not read: anybody can write it.
-    return request.META.get("REMOTE_ADDR") or None, request.META.get("HTTP_USER_AGENT", "")
+    # The evidence's IP: the peer, or what the configured trusted proxies saw (never a client-written
+    # X-Forwarded-For hop; scell.ratelimit.client_ip).
+    return client_ip(request) or None, request.META.get("HTTP_USER_AGENT", "")
 
 
 # --- Rendering helpers ----------------------------------------------------------------------------------
