@@ -235,6 +235,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "E-invoicing (Factur-X, UBL, CII) and electronic signatures. See API.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Enums first (drf-spectacular's own hook), then what every operation shares: the error object,
+    # 401/404/429 answers, X-Request-Id, Idempotency-Key (scell/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scell.schema.common_responses_hook",
+    ],
     # Swagger UI assets are served by Scell itself (no CDN): the docs work offline and behind a CSP.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
