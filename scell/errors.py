@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -168,6 +168,19 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: the error object under /api/ (a session-authenticated call without its token),
+    Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        body = error_body(
+            type="permission_error", code="csrf_failed", message=f"CSRF check failed: {reason}".rstrip(": ")
+        )
+        return JsonResponse(body, status=403)
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason=reason)
 
 
 def json_500(request: HttpRequest) -> JsonResponse:

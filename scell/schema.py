@@ -150,11 +150,11 @@ def common_responses_hook(
             responses = operation.setdefault("responses", {})
             wanted = {"429"}
             if operation.get("security") != [{}] and operation.get("security") != []:
-                wanted.add("401")
+                wanted |= {"401", "403"}  # no valid key; a key kind or member role that may not do this
             if "{" in path:
                 wanted.add("404")
             if method in {"post", "put", "patch"}:
-                wanted.add("400")
+                wanted |= {"400", "422"}
             for status in wanted:
                 responses.setdefault(status, _error_response(status))
             for status, response in responses.items():

@@ -78,3 +78,20 @@ def test_real_error_answers_match_the_documented_error_object(settings, tenant_a
     refused = limited.get("/api/v1/me")
     assert refused.status_code == 429 and _conforms(refused)["type"] == "rate_limit_error"
     assert int(refused["Retry-After"]) >= 1
+
+
+def test_unknown_api_urls_and_csrf_failures_answer_with_the_error_object(tenant_a) -> None:
+    from django.test import Client
+
+    client = tenant_a.client("sk_test")
+    for method in ("post", "delete", "patch"):
+        answer = getattr(client, method)("/api/v1/invoices/0.5")
+        assert answer.status_code == 404, method
+        assert _conforms(answer)["code"] == "not_found"
+
+    # A dashboard session calling the API without its CSRF token.
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(tenant_a.owner)
+    refused = browser.post("/api/v1/invoices", {}, content_type="application/json")
+    assert refused.status_code == 403
+    assert _conforms(refused)["type"] == "permission_error"
