@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 SUPPORTED = {code for code, _name in settings.LANGUAGES}
 
@@ -47,28 +47,16 @@ class DashboardLanguageMiddleware:
         return response
 
 
+@require_POST
 def language_view(request: HttpRequest) -> HttpResponse:
-    """The language switcher: remembered on the user (every device) and in a cookie (signed-out pages)."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    """The language switcher: Django's ``set_language`` (safe ``next``, the language cookie as configured),
+    and the choice remembered on the user for every device."""
+    response = set_language(request)
     language = request.POST.get("language", "")
-    target = request.POST.get("next") or "/"
-    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        target = "/"
-    response = redirect(target)
-    if language not in SUPPORTED:
-        return response
     user = request.user
-    if user.is_authenticated and user.language != language:
+    if language in SUPPORTED and user.is_authenticated and user.language != language:
         user.language = language
         user.save(update_fields=["language"])
-    response.set_cookie(
-        settings.LANGUAGE_COOKIE_NAME,
-        language,
-        max_age=settings.LANGUAGE_COOKIE_AGE,
-        samesite="Lax",
-        secure=request.is_secure(),
-    )
     return response
 
 

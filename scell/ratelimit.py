@@ -2,9 +2,9 @@
 in Redis so every web process shares them.
 
 A fixed one-minute window per identity: ``INCR`` on ``ratelimit:<kind>:<id>:<minute>`` (created with its
-expiry by an ``add``, Redis ``SET NX``), so concurrent requests on several processes count exactly. Over the
-limit, DRF raises ``Throttled`` and the error handler answers 429 with the error object and ``Retry-After``
-(the seconds to the next window). Limits come from settings at call time (``SCELL_RATE_LIMIT_PER_KEY``,
+expiry by an ``add``, Redis ``SET NX``, on its first hit), so concurrent requests on several processes
+count exactly. Over the limit, the answer is 429 with the error object and ``Retry-After`` (the seconds
+to the next window). Limits come from settings at call time (``SCELL_RATE_LIMIT_PER_KEY``,
 ``SCELL_RATE_LIMIT_PER_IP`` per minute; 0 switches one off). Without Redis (the embedded default) the
 counters live in the process's memory.
 """
@@ -47,12 +47,11 @@ def _hit(kind: str, identity: str, limit: int, now: float) -> float | None:
     window = int(now // WINDOW_SECONDS)
     key = f"ratelimit:{kind}:{identity}:{window}"
     cache = caches[CACHE_ALIAS]
-    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
+    # One round trip in the common case (the window's counter exists); SET NX only for its first hit.
     try:
         count = cache.incr(key)
-    except ValueError:  # expired between add and incr, at the window's very end
-        cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
-        count = 1
+    except ValueError:
+        count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS + 5) else cache.incr(key)
     if count > limit:
         return (window + 1) * WINDOW_SECONDS - now
     return None

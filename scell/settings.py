@@ -136,6 +136,8 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = not DEBUG
 # The data processing agreement (GDPR art. 28) tenants accept in Settings → Privacy; a new version asks
 # every tenant to accept again.
 DPA_VERSION = env.str("SCELL_DPA_VERSION", default="2026-01")
