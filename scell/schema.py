@@ -1,7 +1,11 @@
-"""OpenAPI descriptions of the four authentication modes (drf-spectacular extensions)."""
+"""OpenAPI descriptions of the four authentication modes (drf-spectacular extensions), and the
+postprocessing hooks: what every operation shares, and each operation's examples."""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -179,4 +183,105 @@ def common_responses_hook(
                         "schema": {"type": "string", "maxLength": 255},
                     }
                 )
+    return result
+
+
+# --- Request and response examples of every operation (a postprocessing hook) -------------------------
+@dataclass(frozen=True)
+class Example:
+    """One named example: ``name`` is its key in the OpenAPI ``examples`` map, ``summary`` its title in
+    the docs, ``value`` the JSON body itself."""
+
+    name: str
+    summary: str
+    value: Any
+    description: str = ""
+
+    def as_openapi(self) -> dict[str, Any]:
+        example = {"summary": self.summary, "value": copy.deepcopy(self.value)}
+        if self.description:
+            example["description"] = self.description
+        return example
+
+
+@dataclass(frozen=True)
+class OperationExamples:
+    """What one operation is shown with: an example of its JSON request body, one per 2xx JSON answer
+    (keyed by status), and for file downloads a description of the media types (keyed by status)."""
+
+    request: Example | None = None
+    responses: dict[str, Example] = field(default_factory=dict)
+    media: dict[str, str] = field(default_factory=dict)
+
+
+# One module per app, each with ``EXAMPLES: dict[operationId, OperationExamples]``.
+EXAMPLE_MODULES = (
+    "scell.api_examples",
+    "invoicing.api_examples",
+    "signatures.api_examples",
+    "billing.api_examples",
+    "webhooks.api_examples",
+    "archive.api_examples",
+)
+
+
+class SchemaExampleError(Exception):
+    """An example names an operation, a status or a body that the schema does not have: examples must
+    follow the code, never rot silently."""
+
+
+def collected_examples() -> dict[str, OperationExamples]:
+    """Every app's examples by operationId; an operationId claimed twice is an error."""
+    merged: dict[str, OperationExamples] = {}
+    for module_name in EXAMPLE_MODULES:
+        for operation_id, examples in import_module(module_name).EXAMPLES.items():
+            if operation_id in merged:
+                raise SchemaExampleError(f"{module_name}: examples of {operation_id!r} are defined twice.")
+            merged[operation_id] = examples
+    return merged
+
+
+def _json_content(container: dict[str, Any], where: str) -> dict[str, Any]:
+    content = container.get("content", {}).get("application/json")
+    if content is None:
+        raise SchemaExampleError(f"{where} has no application/json content to carry an example.")
+    return content
+
+
+def _attach(content: dict[str, Any], example: Example, where: str) -> None:
+    examples = content.setdefault("examples", {})
+    if example.name in examples:
+        raise SchemaExampleError(f"{where}: an example named {example.name!r} is already there.")
+    examples[example.name] = example.as_openapi()
+
+
+def examples_hook(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Attach the examples of ``EXAMPLE_MODULES`` to their operations: request bodies and 2xx answers
+    under ``content["application/json"].examples``, media type descriptions on file downloads. Raises
+    :class:`SchemaExampleError` for an example of an operation, status or body the schema lacks."""
+    operations = {
+        operation["operationId"]: operation
+        for item in result.get("paths", {}).values()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"} and "operationId" in operation
+    }
+    for operation_id, examples in collected_examples().items():
+        operation = operations.get(operation_id)
+        if operation is None:
+            raise SchemaExampleError(f"Examples name {operation_id!r}, which is not an operation.")
+        if examples.request is not None:
+            if "requestBody" not in operation:
+                raise SchemaExampleError(f"{operation_id} takes no request body, yet has a request example.")
+            where = f"{operation_id} request body"
+            _attach(_json_content(operation["requestBody"], where), examples.request, where)
+        responses = operation.get("responses", {})
+        for status, example in examples.responses.items():
+            where = f"{operation_id} answer {status}"
+            if status not in responses:
+                raise SchemaExampleError(f"{where} is not documented.")
+            _attach(_json_content(responses[status], where), example, where)
+        for status, description in examples.media.items():
+            if status not in responses or not responses[status].get("content"):
+                raise SchemaExampleError(f"{operation_id} answer {status} has no media types to describe.")
+            responses[status]["description"] = description
     return result

@@ -243,6 +243,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "scell.schema.common_responses_hook",
+        "scell.schema.examples_hook",
     ],
     # Swagger UI assets are served by Scell itself (no CDN): the docs work offline and behind a CSP.
     "SWAGGER_UI_DIST": "SIDECAR",

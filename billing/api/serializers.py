@@ -58,7 +58,7 @@ class UsageQuerySerializer(serializers.Serializer):
 class LedgerEntrySerializer(serializers.ModelSerializer):
     amount = AmountField()
     unit_price = AmountField(allow_null=True)
-    sub_tenant = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    sub_tenant = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
 
     class Meta:
         model = LedgerEntry

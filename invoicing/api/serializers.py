@@ -248,6 +248,9 @@ class LifecycleSerializer(serializers.Serializer):
 
 class InvoiceSerializer(serializers.ModelSerializer):
     lines = LineOutputSerializer(many=True, read_only=True)
+    operation_category = serializers.ChoiceField(
+        Invoice.OperationCategory.choices, allow_blank=True, read_only=True
+    )
     transmission = serializers.SerializerMethodField()
     lifecycle = serializers.SerializerMethodField()
     sub_tenant = serializers.SerializerMethodField()

@@ -194,6 +194,7 @@ class InvoiceViewSet(
         responses={
             (200, "application/pdf"): OpenApiTypes.BINARY,
             (200, "application/xml"): OpenApiTypes.BINARY,
+            (200, "application/json"): InvoiceSerializer,
         },
         summary="Download the invoice document",
     )
