@@ -36,6 +36,9 @@ class ScellConfig(AppConfig):
 
     def ready(self) -> None:
         from scell import schema  # noqa: F401 - registers the OpenAPI authentication extensions
+        from scell.api.fields import strict_json_types
+
+        strict_json_types()
 
         if not settings.DRAMATIQ_INPROCESS_WORKER:
             return

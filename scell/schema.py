@@ -99,7 +99,11 @@ _ERRORS = {
     "402": ("Not enough credits (live mode).", "billing_error", "insufficient_credits"),
     "403": ("The key or the member's role may not do this.", "permission_error", "forbidden"),
     "404": ("No such object for this key's tenant and mode.", "invalid_request_error", "not_found"),
-    "409": ("The object's state does not allow this.", "conflict_error", "conflict"),
+    "409": (
+        "The object's state does not allow this, or the Idempotency-Key was used with another body.",
+        "conflict_error",
+        "conflict",
+    ),
     "422": (
         "Invalid fields, or refused by the rules (EN 16931, BR-FR...): see details.",
         "validation_error",
@@ -159,6 +163,10 @@ def common_responses_hook(
                 wanted.add("404")
             if method in {"post", "put", "patch"}:
                 wanted |= {"400", "422"}
+            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+                wanted.add("422")  # a query parameter out of its range or choices
+            if method == "post":
+                wanted.add("409")  # at least: the Idempotency-Key was used with another body
             for status in wanted:
                 responses.setdefault(status, _error_response(status))
             for status, response in responses.items():
@@ -169,6 +177,10 @@ def common_responses_hook(
                     "X-Request-Id", {"$ref": "#/components/headers/X-Request-Id"}
                 )
             parameters = operation.setdefault("parameters", [])
+            for parameter in parameters:
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    # scell.api.base: an empty value is the same as leaving the parameter out.
+                    parameter["allowEmptyValue"] = True
             names = {p.get("name") for p in parameters if isinstance(p, dict)}
             if "X-Request-Id" not in names:
                 parameters.append({"in": "header", "name": "X-Request-Id", "required": False, **_REQUEST_ID})
@@ -180,7 +192,7 @@ def common_responses_hook(
                         "required": False,
                         "description": "Replays the first answer for the same key and body (24 h); "
                         "another body with the same key is refused (409).",
-                        "schema": {"type": "string", "maxLength": 255},
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     }
                 )
     return result

@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -19,7 +19,7 @@ from archive import closures as selectors
 from archive import selectors as archive_selectors
 from archive.models import Closure
 from scell.api.base import ScellAPIView, ScopedViewSet
-from scell.errors import ScellError
+from scell.errors import ScellError, UnprocessableEntity
 from scell.pagination import CursorPagination
 
 
@@ -77,7 +77,10 @@ class ClosureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
         return selectors.closures(scope=self.scope)
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            409: OpenApiResponse(description="The closure is not timestamped yet (closure_not_timestamped)."),
+        },
         summary="The closure's OpenTimestamps proof (.ots) on its Merkle root",
     )
     @action(detail=True, methods=["get"], url_path="ots")
@@ -101,10 +104,23 @@ class ProofView(ScellAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "zip"], required=False)],
-        responses={200: OpenApiTypes.OBJECT, (200, "application/zip"): OpenApiTypes.BINARY},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            409: OpenApiResponse(
+                description="A draft has no chain entry (not_chained), or the chain fails its check "
+                "(archive_compromised)."
+            ),
+        },
         summary="Proof bundle of one invoice (JSON, or a zip with entry.bin and entry.bin.ots)",
     )
     def get(self, request: Request, invoice_id: str) -> Response | HttpResponse:
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "zip"):
+            raise UnprocessableEntity(
+                "format must be one of json, zip.",
+                details=[{"field": "format", "message": f"unknown format {fmt!r}"}],
+            )
         try:
             proof = archive_selectors.invoice_proof(scope=self.scope, invoice_id=invoice_id)
         except selectors.ClosureError as exc:
@@ -121,7 +137,7 @@ class ProofView(ScellAPIView):
                 type="conflict_error",
                 code="not_chained",
             )
-        if request.query_params.get("format") == "zip":
+        if fmt == "zip":
             response = HttpResponse(bundle.as_zip(), content_type="application/zip")
             response["Content-Disposition"] = f'attachment; filename="proof-{invoice.pk}.zip"'
             return response

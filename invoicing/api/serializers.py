@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -12,8 +15,52 @@ from invoicing.document import VatCategory
 from invoicing.models import Invoice, InvoiceEvent, InvoiceLine
 from scell.models import validate_siren
 
+_PLAIN_DECIMAL = re.compile(r"-?(\d+)?(?:\.(\d*))?")
 
-class AmountField(serializers.DecimalField):
+
+class DecimalInputField(serializers.DecimalField):
+    """A decimal in plain notation: the string ``"-1234.50"`` (no exponent, no spaces) or a JSON number.
+    The whole part may not be longer than ``max_digits - decimal_places`` even with leading zeros, so
+    what is accepted is exactly what the OpenAPI pattern (``DecimalInputScheme``) documents."""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        # DRF reads "" as null on a nullable decimal; here null is null and "" is not a number.
+        return serializers.Field.validate_empty_values(self, data)
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, str):
+            match = _PLAIN_DECIMAL.fullmatch(data)
+            if not match or not (match.group(1) or match.group(2)):
+                self.fail("invalid")
+            whole = self.max_digits - self.decimal_places
+            if len(match.group(1) or "") > whole:
+                self.fail("max_whole_digits", max_whole_digits=whole)
+        elif isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class DecimalInputScheme(OpenApiSerializerFieldExtension):
+    """OpenAPI of the decimal fields: a string in plain notation whose pattern bounds the digits; in
+    requests a JSON number is accepted too (API.md, "Conventions")."""
+
+    target_class = "invoicing.api.serializers.DecimalInputField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        field = self.target
+        whole, places = field.max_digits - field.decimal_places, field.decimal_places
+        string = {
+            "type": "string",
+            "format": "decimal",
+            "pattern": rf"^-?(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})$",
+        }
+        if direction == "request":
+            return {"oneOf": [string, {"type": "number"}]}
+        return string
+
+
+class AmountField(DecimalInputField):
     """A money amount: accepts strings or JSON numbers, answers a string with 2 decimals."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -22,7 +69,7 @@ class AmountField(serializers.DecimalField):
         super().__init__(**kwargs)
 
 
-class QuantityField(serializers.DecimalField):
+class QuantityField(DecimalInputField):
     """Quantities, prices and rates: up to 6 decimals in, shown without trailing zeros."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -154,6 +201,27 @@ class ExemptionSerializer(serializers.Serializer):
 
 class InvoiceInputSerializer(serializers.Serializer):
     """The draft body of API.md. On PATCH every field is optional; ``lines`` replaces all lines."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if self.partial and isinstance(data, Mapping):
+            # PATCH leaves fields out, not parts of a field: a nested object or list that is sent
+            # replaces the stored one, so it is validated whole (a note without text is refused).
+            errors = {}
+            for name, value in data.items():
+                field = self.fields.get(name)
+                if value is None:  # null is the field's own business (allow_null)
+                    continue
+                if isinstance(field, serializers.ListSerializer):
+                    whole = type(field.child)(data=value, many=True)
+                elif isinstance(field, serializers.Serializer):
+                    whole = type(field)(data=value)
+                else:
+                    continue
+                if not whole.is_valid():
+                    errors[name] = whole.errors
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
     type = serializers.ChoiceField(choices=Invoice.Type.choices, default=Invoice.Type.INVOICE)
     format = serializers.ChoiceField(choices=Invoice.Format.choices, default=Invoice.Format.FACTURX)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 
 import django_filters
 from django.db.models import QuerySet
@@ -29,6 +30,7 @@ from invoicing.api.serializers import (
 )
 from invoicing.models import Invoice
 from scell.api.base import ScopedViewSet
+from scell.api.fields import StrictBooleanFilter
 from scell.errors import Conflict, UnprocessableEntity
 from scell.pagination import CursorPagination
 
@@ -64,7 +66,7 @@ class InvoiceFilter(django_filters.FilterSet):
     lifecycle_status = django_filters.CharFilter(
         field_name="lifecycle__status_code", help_text="latest lifecycle status code (205, 212…)"
     )
-    paid = django_filters.BooleanFilter(field_name="lifecycle__paid_at", lookup_expr="isnull", exclude=True)
+    paid = StrictBooleanFilter(field_name="lifecycle__paid_at", lookup_expr="isnull", exclude=True)
     transmission = django_filters.CharFilter(
         method="filter_transmission", help_text="queued, accepted, failed…"
     )
@@ -85,9 +87,16 @@ def uploaded_bytes(request: Request) -> bytes:
     """The document of a validate/import call: multipart ``file``, a base64 JSON field, or the body."""
     data = request.data
     content: bytes | None = None
+    if not isinstance(data, Mapping):  # a JSON body that is not an object: null, a list, a number
+        data = {}
     if "file" in data and hasattr(data["file"], "read"):
         content = data["file"].read(MAX_UPLOAD_BYTES + 1)
     elif isinstance(data, dict) and data.get("document_base64"):
+        if not isinstance(data["document_base64"], str):
+            raise UnprocessableEntity(
+                "document_base64 must be a base64 string.",
+                details=[{"field": "document_base64", "message": "expected a string"}],
+            )
         try:
             content = base64.b64decode(data["document_base64"], validate=True)
         except (binascii.Error, ValueError) as exc:

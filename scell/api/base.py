@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpRequest, QueryDict
 from django.http.response import HttpResponseBase
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -23,6 +24,19 @@ class ScellAPIMixin:
     @property
     def scope(self) -> Scope:
         return self.request.auth  # type: ignore[attr-defined]
+
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        # An empty query parameter (``?status=``) is the same as leaving it out, on every endpoint (the
+        # schema says so with allowEmptyValue): filters, formats and limits then take their defaults.
+        if any(value == "" for values in request.GET.lists() for value in values[1]):
+            query = QueryDict(mutable=True)
+            for key, values in request.GET.lists():
+                kept = [value for value in values if value != ""]
+                if kept:
+                    query.setlist(key, kept)
+            query._mutable = False
+            request.GET = query
+        return super().initialize_request(request, *args, **kwargs)  # type: ignore[misc]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Read the raw body before DRF parses it, so the fingerprint sees the bytes the client sent.

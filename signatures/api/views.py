@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins
+from rest_framework import mixins, parsers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -98,6 +98,17 @@ class SignatureRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         if getattr(self, "swagger_fake_view", False):
             return SignatureRequest.objects.none()
         return selectors.signature_request_list(scope=self.scope)
+
+    def get_parsers(self) -> list[parsers.BaseParser]:
+        # Creation takes the PDF as multipart (``document`` + ``payload``) too; the rest is JSON only.
+        # (DRF picks the parsers before it sets ``self.action``: the action is read from the method.)
+        request = getattr(self, "request", None)
+        action = getattr(self, "action", None) or getattr(self, "action_map", {}).get(
+            getattr(request, "method", "").lower()
+        )
+        if action == "create":
+            return [parsers.JSONParser(), parsers.MultiPartParser()]
+        return super().get_parsers()
 
     @extend_schema(
         request={

@@ -72,7 +72,11 @@ def test_cursor_pagination(tenant_a) -> None:
     assert pages == 3
     assert sorted(seen) == [f"SUB0{n}" for n in range(5)]
     assert seen == [f"SUB0{n}" for n in reversed(range(5))]  # newest first
-    assert len(client.get("/api/v1/sub-tenants?limit=1000").json()["data"]) == 5  # capped at 100
+    assert len(client.get("/api/v1/sub-tenants?limit=100").json()["data"]) == 5
+    for wrong in ("0", "101", "1000", "ten", "null"):
+        refused = client.get(f"/api/v1/sub-tenants?limit={wrong}")
+        assert refused.status_code == 422, wrong
+        assert refused.json()["error"]["details"][0]["field"] == "limit"
 
 
 def test_idempotent_replay_and_conflict(tenant_a) -> None:
@@ -151,3 +155,73 @@ def test_concurrent_requests_with_one_key_run_once(require_postgres, make_tenant
     assert SubTenant.objects.filter(tenant=tenant.tenant).count() == 1
     assert results.count(201) >= 1
     assert set(results) <= {201, 409}
+
+
+def _field_errors(response) -> dict[str, str]:
+    assert response.status_code == 422, response.json()
+    return {d["field"]: d["message"] for d in response.json()["error"]["details"]}
+
+
+def test_json_types_are_the_schemas(tenant_a, draft_body) -> None:
+    """A number where a string is due, or anything but true/false where a boolean is due, is refused with
+    the field named; nothing is created."""
+    client = tenant_a.client()
+    numbers = client.post(
+        "/api/v1/sub-tenants", {"legal_name": 12, "identifier": "SUB01", "siren": 552100554}, format="json"
+    )
+    assert set(_field_errors(numbers)) == {"legal_name", "siren"}
+    endpoint = {"url": "https://hooks.example.com/scell", "enabled": "yes"}
+    assert "enabled" in _field_errors(client.post("/api/v1/webhook-endpoints", endpoint, format="json"))
+    boolean = client.post("/api/v1/invoices", {**draft_body, "vat_on_debits": 0}, format="json")
+    assert "vat_on_debits" in _field_errors(boolean)
+    assert not SubTenant.objects.exists()
+    assert client.get("/api/v1/invoices").json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("450.00", True),
+        ("-3.5", True),
+        (".5", True),
+        ("7.", True),
+        (450, True),
+        (12.25, True),
+        ("4.5e2", False),
+        (" 450", False),
+        ("", False),
+        ("-", False),
+        ("NaN", False),
+        ("1.1234567", False),
+        ("0000000000000000001", False),  # 19 digits before the point: more than 13 even if zeros
+        (True, False),
+    ],
+)
+def test_decimal_fields_take_plain_notation_or_numbers(tenant_a, draft_body, value, accepted) -> None:
+    nullable = tenant_a.client().post(
+        "/api/v1/invoices",
+        {**draft_body, "lines": [{**draft_body["lines"][0], "price_base_quantity": ""}]},
+        format="json",
+    )
+    assert "lines.0.price_base_quantity" in _field_errors(nullable)  # "" is not null
+    draft_body["lines"][0]["quantity"] = value
+    answer = tenant_a.client().post("/api/v1/invoices", draft_body, format="json")
+    if accepted:
+        assert answer.status_code == 201, answer.json()
+    else:
+        assert "lines.0.quantity" in _field_errors(answer)
+
+
+def test_empty_query_parameters_are_left_out_and_bad_ones_refused(tenant_a) -> None:
+    client = tenant_a.client()
+    assert client.get("/api/v1/invoices?status=&paid=&limit=").status_code == 200
+    assert client.get("/api/v1/webhook-deliveries?status=").status_code == 200
+    assert set(_field_errors(client.get("/api/v1/invoices?paid=maybe"))) == {"paid"}
+    assert set(_field_errors(client.get("/api/v1/invoices?cursor=not-ours"))) == {"cursor"}
+
+
+@pytest.mark.parametrize("body", ["null", "[1, 2]", '{"document_base64": [null]}', '"text"'])
+def test_validate_refuses_bodies_without_a_document(tenant_a, body) -> None:
+    answer = tenant_a.client().post("/api/v1/invoices/validate", body, content_type="application/json")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["field"] in {"file", "document_base64"}
