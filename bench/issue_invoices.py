@@ -19,376 +19,42 @@ CPUs, as it would in a one-machine deployment.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
-import http.client
 import io
 import json
 import os
-import platform
 import pstats
-import re
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-PYTHON = str(BASE_DIR / ".venv" / "bin" / "python")
-GUNICORN = str(BASE_DIR / ".venv" / "bin" / "gunicorn")
-IDENTIFIER = "BENCH"
-TENANT_ARGS = [
-    "--name", "Atelier Dupont SAS", "--siren", "732829320", "--identifier", IDENTIFIER,
-    "--siret", "73282932000074", "--vat-id", "FR44732829320", "--legal-form", "SAS au capital de 10 000 €",
-    "--address", "12 rue de la Paix", "--postcode", "75002", "--city", "Paris", "--country", "FR",
-    "--email", "facturation@seller.example", "--iban", "FR7630006000011234567890189", "--bic", "AGRIFRPP",
-]  # fmt: skip
-FORMATS = [("facturx", "en16931"), ("cii", "en16931"), ("ubl", "en16931")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import (  # the shared module sits next to this script
+    FORMATS,
+    Client,
+    Stack,
+    cpu_delta,
+    cpu_snapshot,
+    draft_body,
+    exit_on_sigterm,
+    gunicorn_rss_mib,
+    machine,
+    percentile,
+    run_parallel,
+    services,
+    wait_quiet,
+)
+
 TARGET_P50_MS = 60.0
 TARGET_RATE = 40.0
 TARGET_PDF_MS = 300.0
 
 
-def draft_body(fmt: str, profile: str, n: int) -> dict[str, Any]:
-    """The French draft of tests/invoicing/conftest.py (one line, standard rate)."""
-    return {
-        "type": "invoice",
-        "format": fmt,
-        "profile": profile,
-        "due_date": "2026-12-24",
-        "currency": "EUR",
-        "buyer": {
-            "name": "Client SARL",
-            "siren": "552100554",
-            "vat_id": "FR40552100554",
-            "email": "ap@client.example",
-            "address": {"line1": "1 rue de la Paix", "postcode": "75002", "city": "Paris", "country": "FR"},
-        },
-        "delivery": {
-            "date": "2026-11-20",
-            "address": {"line1": "3 quai Ouest", "postcode": "69002", "city": "Lyon", "country": "FR"},
-        },
-        "operation_category": "services",
-        "vat_on_debits": False,
-        "purchase_order_ref": f"PO-{n}",
-        "delivery_note_ref": "BL-2026-118",
-        "contract_ref": None,
-        "lines": [
-            {
-                "description": "Consulting",
-                "quantity": str(1 + n % 9),
-                "unit_code": "HUR",
-                "unit_price": "450.00",
-                "vat_category": "S",
-                "vat_rate": "20.00",
-                "allowances": [],
-                "charges": [],
-            }
-        ],
-        "allowances": [],
-        "charges": [],
-        "payment": {
-            "means_code": "58",
-            "iban": "FR7630006000011234567890189",
-            "bic": "AGRIFRPP",
-            "terms": "30 days net",
-        },
-        "notes": [],
-        "sub_tenant": None,
-    }
-
-
-# --- Services -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL what is left after 10 s."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-@dataclass
-class Stack:
-    base_url: str = ""
-    database_url: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
-    logs: Path = Path()
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                log = (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
-                raise SystemExit(f"{name} exited with {process.returncode}:\n{log}")
-
-
-@contextlib.contextmanager
-def services(args: argparse.Namespace) -> Iterator[Stack]:
-    import psycopg
-    import redis
-
-    admin_url = args.database_url
-    dbname = f"scell_bench_{secrets.token_hex(4)}"
-    parts = urllib.parse.urlsplit(admin_url)
-    own_url = urllib.parse.urlunsplit(parts._replace(path=f"/{dbname}"))
-    redis_url = f"{args.redis_url.rstrip('/')}/{args.redis_db}"
-    redis_client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    if redis_client.dbsize():
-        raise SystemExit(f"Redis database {redis_url} is not empty: pick another one with --redis-db")
-    tmp = Path(tempfile.mkdtemp(prefix="scell-bench-"))
-    env = {k: v for k, v in os.environ.items() if k != "SCELL_START_INPROCESS_WORKER"}
-    env |= {
-        "DATABASE_URL": own_url,
-        "REDIS_URL": redis_url,
-        "SCELL_DRAMATIQ_BROKER": "redis",
-        "SCELL_INPROCESS_WORKER": "0",
-        "DEBUG": "1",
-        "MEDIA_ROOT": str(tmp / "media"),
-        "DJANGO_SETTINGS_MODULE": "scell.settings",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-    stack = Stack(database_url=own_url, env=env, logs=tmp)
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    print(f"database {dbname}, Redis {redis_url}, files in {tmp}")
-
-    def manage(*argv: str) -> str:
-        result = subprocess.run(
-            [PYTHON, "manage.py", *argv], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode:
-            raise SystemExit(f"manage.py {argv[0]} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
-
-    def start(name: str, argv: list[str]) -> None:
-        with (tmp / f"{name}.log").open("wb") as log:
-            stack.processes[name] = subprocess.Popen(
-                argv, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    try:
-        manage("migrate", "--no-input", "-v", "0")
-        stack.keys = json.loads(manage("create_tenant", "--json", *TENANT_ARGS).strip().splitlines()[-1])
-        port = free_port()
-        stack.base_url = f"http://127.0.0.1:{port}"
-        start(
-            "gunicorn",
-            [GUNICORN, "scell.wsgi", "-c", "gunicorn.conf.py", "-w", str(args.workers),
-             "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--timeout", "120"],
-        )  # fmt: skip
-        if args.with_worker:
-            start(
-                "dramatiq",
-                [PYTHON, "manage.py", "rundramatiq", "--processes", "1", "--threads", "2",
-                 "--worker-shutdown-timeout", "5000"],
-            )  # fmt: skip
-        deadline = time.monotonic() + 120
-        client = Client(stack)
-        while True:
-            stack.check_alive()
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if client.call("GET", "/api/v1/invoices")[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("gunicorn did not answer within 120 s")
-            time.sleep(0.3)
-        yield stack
-    finally:
-        for process in stack.processes.values():
-            stop(process)
-        if args.keep_logs:
-            print(f"logs kept in {tmp}")
-        with contextlib.suppress(Exception):
-            keys = list(redis_client.scan_iter("*"))
-            if keys:
-                redis_client.delete(*keys)
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        if not args.keep_logs:
-            subprocess.run(["rm", "-rf", str(tmp)], check=False)
-        print(f"dropped {dbname}, cleaned Redis db {args.redis_db}")
-
-
-# --- HTTP client ----------------------------------------------------------------------------------
-
-
-class Client:
-    """Keep-alive HTTP/1.1 connections, one per thread."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        parsed = urllib.parse.urlsplit(stack.base_url)
-        self.host, self.port = parsed.hostname, parsed.port
-        self.local = threading.local()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-        return conn
-
-    def call(self, method: str, path: str, body: Any = None, key: str = "sk_test") -> tuple[int, bytes]:
-        headers = {"X-API-Key": self.stack.keys[key]} if self.stack.keys else {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request(method, path, body=data, headers=headers)
-                response = conn.getresponse()
-                return response.status, response.read()
-            except (http.client.HTTPException, ConnectionError):
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def json(self, method: str, path: str, body: Any = None, expect: int = 200) -> dict[str, Any]:
-        status, content = self.call(method, path, body)
-        if status != expect:
-            raise SystemExit(f"{method} {path} -> {status}: {content[:2000]!r}")
-        return json.loads(content)
-
-
-def run_parallel(fn: Callable[[Any], Any], items: list[Any], concurrency: int) -> tuple[list[Any], float]:
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(fn, items))
-    return results, time.perf_counter() - started
-
-
-# --- CPU accounting -------------------------------------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def foreign_backends(database_url: str) -> set[int]:
-    """PostgreSQL backends connected to another database than the bench's (other jobs on the server)."""
-    import psycopg
-
-    dbname = urllib.parse.urlsplit(database_url).path.lstrip("/")
-    with contextlib.suppress(Exception), psycopg.connect(database_url, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname IS NOT NULL AND datname <> %s", (dbname,)
-        ).fetchall()
-        return {pid for (pid,) in rows}
-    return set()
-
-
-def cpu_snapshot(
-    gunicorn_pgid: int, worker_pgid: int | None, database_url: str = ""
-) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) used so far by each process alive now, with its group."""
-    snapshot: dict[int, tuple[str, float]] = {}
-    me = os.getpid()
-    foreign = foreign_backends(database_url) if database_url else set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-        except OSError:
-            continue
-        pid = int(raw.split(" ", 1)[0])
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2 :].split()
-        pgid, utime, stime = int(fields[2]), int(fields[11]), int(fields[12])
-        if pid == me:
-            group = "bench client"
-        elif pgid == gunicorn_pgid:
-            group = "gunicorn"
-        elif worker_pgid is not None and pgid == worker_pgid:
-            group = "dramatiq"
-        elif comm.startswith("postgres") and pid not in foreign:
-            group = "postgres"  # the bench database's backends and the server's own processes
-        elif comm.startswith("redis"):
-            group = "redis"
-        else:
-            group = "other"
-        snapshot[pid] = (group, (utime + stime) / CLOCK_TICKS)
-    return snapshot
-
-
-def cpu_delta(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds used between two snapshots, by group (processes that exited meanwhile are missed)."""
-    groups: dict[str, float] = {}
-    for pid, (group, seconds) in after.items():
-        previous = before.get(pid)
-        used = seconds - previous[1] if previous and previous[0] == group else seconds
-        groups[group] = groups.get(group, 0.0) + max(0.0, used)
-    return groups
-
-
-def wait_quiet(stack: Stack, timeout: float) -> float:
-    """Wait (up to ``timeout`` s) until the machine is idle apart from us: the figures of a shared machine
-    mean little while another job runs. Returns the foreign CPU load (in CPUs) of the last second."""
-    worker = stack.processes.get("dramatiq")
-    pgids = (stack.processes["gunicorn"].pid, worker.pid if worker else None, stack.database_url)
-    end = time.monotonic() + timeout
-    while True:
-        before = cpu_snapshot(*pgids)
-        time.sleep(1.0)
-        used = cpu_delta(before, cpu_snapshot(*pgids))
-        foreign = sum(seconds for group, seconds in used.items() if group != "bench client")
-        if foreign < 0.1 or time.monotonic() > end:
-            return foreign
-
-
-def gunicorn_rss_mib(stack: Stack) -> list[float]:
-    """Resident memory of each gunicorn worker process (the master excluded)."""
-    master = stack.processes["gunicorn"].pid
-    sizes = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with contextlib.suppress(OSError, ValueError):
-            text = status.read_text()
-            pid = int(status.parent.name)
-            ppid = int(re.search(r"^PPid:\s*(\d+)", text, re.M).group(1))
-            if ppid == master and pid != master:
-                sizes.append(int(re.search(r"^VmRSS:\s*(\d+)", text, re.M).group(1)) / 1024)
-    return sizes
-
-
 # --- Measurements ---------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 @dataclass
@@ -428,8 +94,6 @@ def bench_issue(client: Client, stack: Stack, args: argparse.Namespace) -> tuple
     n, concurrency = args.n, args.concurrency
     rows: list[Row] = []
     issued: list[str] = []
-    worker = stack.processes.get("dramatiq")
-    pgids = (stack.processes["gunicorn"].pid, worker.pid if worker else None, stack.database_url)
     for fmt, profile in FORMATS:
         # Warm-up, not measured: every request thread of every worker has cloned its stylesheets.
         warm = create_drafts(client, fmt, profile, 4 * concurrency, concurrency)
@@ -440,9 +104,9 @@ def bench_issue(client: Client, stack: Stack, args: argparse.Namespace) -> tuple
                 ids = create_drafts(client, fmt, profile, n, concurrency)
                 stack.check_alive()
                 foreign = wait_quiet(stack, args.quiet_timeout)
-                before = cpu_snapshot(*pgids)
+                before = cpu_snapshot(stack)
                 latencies, wall = issue_batch(client, ids, clients)
-                used = cpu_delta(before, cpu_snapshot(*pgids))
+                used = cpu_delta(before, cpu_snapshot(stack))
                 issued += ids
                 row = Row(
                     fmt=f"{fmt}/{profile}" if fmt == "facturx" else fmt,
@@ -641,28 +305,6 @@ def in_process(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 # --- Report ---------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    mhz = re.search(r"^cpu MHz\s*:\s*(.+)$", cpuinfo, re.M)
-    meminfo = Path("/proc/meminfo").read_text()
-    mem = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.M)
-    versions = {}
-    for package in ("django", "saxonche", "weasyprint", "gunicorn", "psycopg"):
-        with contextlib.suppress(Exception):
-            from importlib.metadata import version
-
-            versions[package] = version(package)
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": (model.group(1) if model else "?") + (f" @ {float(mhz.group(1)):.0f} MHz" if mhz else ""),
-        "ram": f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "?",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
-    }
-
-
 def report(
     args: argparse.Namespace,
     rows: list[Row],
@@ -732,8 +374,10 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=200, help="issues per format and concurrency")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients (also run with 1)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument(
+        "--threads", type=int, help="gunicorn threads per worker (default: gunicorn.conf.py's)"
+    )
     parser.add_argument("--with-worker", action="store_true", help="run a Dramatiq worker meanwhile")
     parser.add_argument("--pdf-n", type=int, default=20, help="Factur-X downloads to time")
     parser.add_argument("--inprocess-n", type=int, default=15, help="in-process issues per format")
@@ -762,7 +406,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
 
-    with services(args) as stack:
+    exit_on_sigterm()
+    with services(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        redis_db=args.redis_db,
+        workers=args.workers,
+        threads=args.threads,
+        with_worker=args.with_worker,
+        worker_processes=1,
+        worker_threads=2,
+        keep_logs=args.keep_logs,
+    ) as stack:
+        args.workers, args.threads = stack.workers, stack.threads
         client = Client(stack)
         print(f"gunicorn on {stack.base_url}; issuing {args.n} invoices per row")
         rows, issued = bench_issue(client, stack, args)
