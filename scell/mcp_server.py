@@ -19,7 +19,6 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
-import anyio
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
@@ -27,7 +26,6 @@ from django.http import Http404, HttpResponseBase
 from django.urls import resolve
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
-from mcp.server.stdio import stdio_server
 from mcp.types import BlobResourceContents, EmbeddedResource, TextResourceContents
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory, force_authenticate
@@ -266,22 +264,28 @@ def _dry_run_issue(raw_key: str, allow_live: bool, invoice_id: str) -> None:
         raise ToolError(json.dumps(exception_handler(exc, {}).data["error"], default=str)) from exc
 
 
+class _ConsoleOnStderr:
+    """``sys.stdout`` while serving. Text written to it (``print``, a console logging handler, the
+    development e-mail or SMS backends) goes to stderr; its ``buffer``, which the SDK's stdio transport
+    wraps to write the protocol, is a private copy of the real stdout."""
+
+    def __init__(self, protocol: io.BufferedWriter) -> None:
+        self.buffer = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stderr, name)
+
+
 def run(*, allow_live: bool) -> None:
     """``manage.py mcp``: serve on stdin/stdout until the client closes them.
 
-    stdout belongs to the protocol alone. The server writes to a private copy of it, and file
-    descriptor 1 and ``sys.stdout`` are pointed at stderr, so that nothing else (a log handler, the
-    console e-mail or SMS backends of development, a library's print) can corrupt the stream."""
+    stdout belongs to the protocol alone. The protocol is written to a private copy of it; file
+    descriptor 1 is pointed at stderr (for whatever writes there below Python) and ``sys.stdout`` is a
+    console that writes to stderr too, so nothing else can corrupt the stream. Served by the SDK's own
+    ``FastMCP.run("stdio")``."""
     server = build_server(os.environ.get(KEY_ENV, ""), allow_live=allow_live)
     sys.stdout.flush()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    sys.stdout = sys.stderr
-
-    async def serve() -> None:
-        out = anyio.wrap_file(io.TextIOWrapper(protocol, encoding="utf-8"))
-        async with stdio_server(stdout=out) as (read_stream, write_stream):
-            lowlevel = server._mcp_server  # FastMCP.run("stdio") does the same, on the real stdout
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-
-    anyio.run(serve)
+    sys.stdout = _ConsoleOnStderr(protocol)  # type: ignore[assignment]
+    server.run("stdio")

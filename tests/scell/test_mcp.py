@@ -71,13 +71,23 @@ def _env(key: str) -> dict[str, str]:
     }
 
 
-def _drive(key: str, steps: Callable[[ClientSession], Awaitable[Any]], *args: str) -> Any:
+def _drive(
+    key: str,
+    steps: Callable[[ClientSession], Awaitable[Any]],
+    *args: str,
+    env: dict[str, str] | None = None,
+    errlog: Any = None,
+) -> Any:
     params = StdioServerParameters(
-        command=sys.executable, args=[str(REPO / "manage.py"), "mcp", *args], env=_env(key), cwd=str(REPO)
+        command=sys.executable,
+        args=[str(REPO / "manage.py"), "mcp", *args],
+        env=_env(key) | (env or {}),
+        cwd=str(REPO),
     )
 
     async def session() -> Any:
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+        client_streams = stdio_client(params, errlog=errlog or sys.stderr)
+        async with client_streams as (read, write), ClientSession(read, write) as client:
             await client.initialize()
             return await steps(client)
 
@@ -246,3 +256,37 @@ def test_unknown_revoked_or_publishable_keys_are_refused(tenant_a) -> None:
         assert refused.returncode != 0, key
         assert code in refused.stderr, (key, refused.stderr)
         assert refused.stdout == ""
+
+
+NOISE = """
+import os, sys, threading, time
+
+def noise():
+    while True:
+        time.sleep(0.01)
+        if sys.stdout is not sys.__stdout__:  # once the server serves
+            print("noise from print", flush=True)
+            os.write(1, b"noise below Python\\n")
+
+threading.Thread(target=noise, daemon=True).start()
+"""
+
+
+def test_stray_output_cannot_corrupt_the_protocol(tenant_a, tmp_path) -> None:
+    """Whatever prints to stdout or writes to file descriptor 1 while the server runs (a console e-mail
+    backend, a library) goes to stderr; the client still reads clean protocol messages."""
+    (tmp_path / "sitecustomize.py").write_text(NOISE)
+
+    async def steps(client: ClientSession) -> list[dict[str, Any]]:
+        results = []
+        for _ in range(5):
+            results.append(_json(await client.call_tool("get_credits", {})))
+            await anyio.sleep(0.05)
+        return results
+
+    pythonpath = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    with open(tmp_path / "stderr.txt", "w") as errlog:
+        results = _drive(tenant_a.keys["sk_test"], steps, env={"PYTHONPATH": pythonpath}, errlog=errlog)
+    assert [result["livemode"] for result in results] == [False] * 5
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "noise from print" in stderr and "noise below Python" in stderr
