@@ -586,6 +586,20 @@ def invoice_render(*, invoice: Invoice, fmt: str) -> RenderedDocument:
         return existing
     if invoice.status == Invoice.Status.DRAFT:
         raise Conflict("Drafts have no documents yet; issue the invoice first.", code="invoice_not_issued")
+    if fmt not in CONTENT_TYPES:
+        raise UnprocessableEntity(f"Unknown format {fmt!r}.", details=[{"field": "format", "message": fmt}])
+    # The documents actor, the PDP transmission and a download often ask for the same document at once,
+    # just after the issue: the invoice's row lock makes the others wait for the first render and take
+    # its result instead of rendering it again (a Factur-X PDF is the costliest step of the worker).
+    with transaction.atomic():
+        list(Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk", flat=True))
+        existing = RenderedDocument.objects.filter(invoice=invoice, format=fmt).first()
+        if existing is not None:
+            return existing
+        return _render_and_store(invoice, fmt)
+
+
+def _render_and_store(invoice: Invoice, fmt: str) -> RenderedDocument:
     doc = issued_document(invoice)
     if fmt == "cii":
         content = bytes(invoice.cii_xml)
@@ -595,14 +609,12 @@ def invoice_render(*, invoice: Invoice, fmt: str) -> RenderedDocument:
         from invoicing.formats.pdf import render_invoice_pdf
 
         content = render_invoice_pdf(doc, branding=_branding(invoice.seller))
-    elif fmt == "facturx":
+    else:  # facturx
         from invoicing.formats.facturx import to_facturx_pdf
 
         content = to_facturx_pdf(
             doc, bytes(invoice.cii_xml), branding=_branding(invoice.seller), check_xsd=False
         )
-    else:
-        raise UnprocessableEntity(f"Unknown format {fmt!r}.", details=[{"field": "format", "message": fmt}])
     content_type, extension = CONTENT_TYPES[fmt]
     document = RenderedDocument(
         invoice=invoice, format=fmt, content_type=content_type, sha256=hashlib.sha256(content).hexdigest()
@@ -612,7 +624,7 @@ def invoice_render(*, invoice: Invoice, fmt: str) -> RenderedDocument:
         with transaction.atomic():
             document.save()
     except IntegrityError:
-        # Rendered concurrently by the actor and a download: keep the first, drop our file.
+        # Stored meanwhile by a process that did not wait for the lock (SQLite has none): keep the first.
         document.file.delete(save=False)
         return RenderedDocument.objects.get(invoice=invoice, format=fmt)
     return document
