@@ -111,6 +111,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_persistent_connections_in_threads() -> Iterator[None]:
+    """Threads that serve tests (the live server's request threads, stub workers) close their database
+    connection when done instead of keeping it for CONN_MAX_AGE: otherwise the session cannot drop the
+    test database at the end ("being accessed by other users")."""
+    from django.db import connections
+
+    database = connections.settings["default"]
+    previous = database.get("CONN_MAX_AGE")
+    database["CONN_MAX_AGE"] = 0
+    yield
+    database["CONN_MAX_AGE"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _allow_test_flush_truncate():
     """The fiscal and chain tables refuse TRUNCATE (archive migration 0002) unless the transaction sets
     scell.allow_truncate; pytest-django's transactional tests flush the database with TRUNCATE, so the

@@ -27,7 +27,7 @@ import jsonschema
 import pytest
 import requests
 import schemathesis
-from django.db import connection, connections
+from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis import GenerationMode
@@ -204,10 +204,7 @@ def error_object_on_4xx(ctx, response, case) -> None:
 
 
 @pytest.fixture
-def fuzz_target(make_tenant, live_server, settings, monkeypatch) -> Iterator[Callable]:
-    # The live server's request threads close their database connection after each request, so none is
-    # left open on the test database when the session drops it.
-    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+def fuzz_target(make_tenant, live_server, settings) -> Iterator[Callable]:
     settings.SIGNATURE_SMS_BACKEND = "signatures.sms.LocmemSmsBackend"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # The fuzzer's request rate is the point: rate limits are tested on their own (test_ratelimit.py).
