@@ -4,6 +4,7 @@ postprocessing hooks: what every operation shares, and each operation's examples
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
@@ -117,6 +118,17 @@ _REQUEST_ID = {
 }
 
 
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def operations(schema: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(path, method, operation)`` of every operation of an OpenAPI schema."""
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
 def _error_response(status: str, description: str | None = None) -> dict[str, Any]:
     default, err_type, code = _ERRORS.get(status, ("Error.", "api_error", "error"))
     response: dict[str, Any] = {
@@ -151,50 +163,47 @@ def common_responses_hook(
             },
         }
     )
-    for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
-            if method not in {"get", "post", "put", "patch", "delete"}:
-                continue
-            responses = operation.setdefault("responses", {})
-            wanted = {"429"}
-            if operation.get("security") != [{}] and operation.get("security") != []:
-                wanted |= {"401", "403"}  # no valid key; a key kind or member role that may not do this
-            if "{" in path:
-                wanted.add("404")
-            if method in {"post", "put", "patch"}:
-                wanted |= {"400", "422"}
-            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
-                wanted.add("422")  # a query parameter out of its range or choices
-            if method == "post":
-                wanted.add("409")  # at least: the Idempotency-Key was used with another body
-            for status in wanted:
-                responses.setdefault(status, _error_response(status))
-            for status, response in responses.items():
-                if status[0] in "45" and "content" not in response:
-                    responses[status] = _error_response(status, response.get("description"))
-                response = responses[status]
-                response.setdefault("headers", {}).setdefault(
-                    "X-Request-Id", {"$ref": "#/components/headers/X-Request-Id"}
-                )
-            parameters = operation.setdefault("parameters", [])
-            for parameter in parameters:
-                if parameter.get("in") == "query" and not parameter.get("required"):
-                    # scell.api.base: an empty value is the same as leaving the parameter out.
-                    parameter["allowEmptyValue"] = True
-            names = {p.get("name") for p in parameters if isinstance(p, dict)}
-            if "X-Request-Id" not in names:
-                parameters.append({"in": "header", "name": "X-Request-Id", "required": False, **_REQUEST_ID})
-            if method == "post" and "Idempotency-Key" not in names:
-                parameters.append(
-                    {
-                        "in": "header",
-                        "name": "Idempotency-Key",
-                        "required": False,
-                        "description": "Replays the first answer for the same key and body (24 h); "
-                        "another body with the same key is refused (409).",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                    }
-                )
+    for path, method, operation in operations(result):
+        responses = operation.setdefault("responses", {})
+        wanted = {"429"}
+        if operation.get("security") != [{}] and operation.get("security") != []:
+            wanted |= {"401", "403"}  # no valid key; a key kind or member role that may not do this
+        if "{" in path:
+            wanted.add("404")
+        if method in {"post", "put", "patch"}:
+            wanted |= {"400", "422"}
+        if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+            wanted.add("422")  # a query parameter out of its range or choices
+        if method == "post":
+            wanted.add("409")  # at least: the Idempotency-Key was used with another body
+        for status in sorted(wanted):  # a stable order: the served schema is the same on every run
+            responses.setdefault(status, _error_response(status))
+        for status, response in responses.items():
+            if status[0] in "45" and "content" not in response:
+                responses[status] = _error_response(status, response.get("description"))
+            response = responses[status]
+            response.setdefault("headers", {}).setdefault(
+                "X-Request-Id", {"$ref": "#/components/headers/X-Request-Id"}
+            )
+        parameters = operation.setdefault("parameters", [])
+        for parameter in parameters:
+            if parameter.get("in") == "query" and not parameter.get("required"):
+                # scell.api.base: an empty value is the same as leaving the parameter out.
+                parameter["allowEmptyValue"] = True
+        names = {p.get("name") for p in parameters if isinstance(p, dict)}
+        if "X-Request-Id" not in names:
+            parameters.append({"in": "header", "name": "X-Request-Id", "required": False, **_REQUEST_ID})
+        if method == "post" and "Idempotency-Key" not in names:
+            parameters.append(
+                {
+                    "in": "header",
+                    "name": "Idempotency-Key",
+                    "required": False,
+                    "description": "Replays the first answer for the same key and body (24 h); "
+                    "another body with the same key is refused (409).",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            )
     return result
 
 
@@ -271,14 +280,9 @@ def examples_hook(result: dict[str, Any], generator: Any, request: Any, public: 
     """Attach the examples of ``EXAMPLE_MODULES`` to their operations: request bodies and 2xx answers
     under ``content["application/json"].examples``, media type descriptions on file downloads. Raises
     :class:`SchemaExampleError` for an example of an operation, status or body the schema lacks."""
-    operations = {
-        operation["operationId"]: operation
-        for item in result.get("paths", {}).values()
-        for method, operation in item.items()
-        if method in {"get", "post", "put", "patch", "delete"} and "operationId" in operation
-    }
+    by_id = {operation["operationId"]: operation for _, _, operation in operations(result)}
     for operation_id, examples in collected_examples().items():
-        operation = operations.get(operation_id)
+        operation = by_id.get(operation_id)
         if operation is None:
             raise SchemaExampleError(f"Examples name {operation_id!r}, which is not an operation.")
         if examples.request is not None:

@@ -28,7 +28,7 @@ class ScellAPIMixin:
     def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
         # An empty query parameter (``?status=``) is the same as leaving it out, on every endpoint (the
         # schema says so with allowEmptyValue): filters, formats and limits then take their defaults.
-        if any(value == "" for values in request.GET.lists() for value in values[1]):
+        if any("" in values for _, values in request.GET.lists()):
             query = QueryDict(mutable=True)
             for key, values in request.GET.lists():
                 kept = [value for value in values if value != ""]

@@ -6,25 +6,11 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from drf_spectacular.generators import SchemaGenerator
 
 from scell import schema as scell_schema
+from scell.schema import operations
 
 pytestmark = pytest.mark.django_db
-
-METHODS = {"get", "post", "put", "patch", "delete"}
-
-
-@pytest.fixture(scope="module")
-def openapi() -> dict:
-    return SchemaGenerator().get_schema(request=None, public=True)
-
-
-def operations(openapi: dict):
-    for path, item in openapi["paths"].items():
-        for method, operation in item.items():
-            if method in METHODS:
-                yield path, method, operation
 
 
 def test_every_operation_documents_the_shared_answers_and_headers(openapi) -> None:
